@@ -1,0 +1,125 @@
+# Incident Mesh. `make` builds bin/imnode and bin/imctl; `make test` runs the
+# whole suite (unit, sanitizers, integration, crash); `make run` starts a
+# local node; `make bench` prints the benchmark tables. `make deps` installs
+# the Debian packages the build needs (as root). See README.md.
+
+CC      ?= cc
+SAN     ?=
+PKGS    := libprotobuf-c lmdb libsodium jansson
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter \
+           -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Ilib -Ibuild/gen \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := -lnng $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(SAN),)
+OUT     := build/rel
+BIN     := bin
+else ifeq ($(SAN),asan)
+OUT     := build/asan
+BIN     := build/asan/bin
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),tsan)
+OUT     := build/tsan
+BIN     := build/tsan/bin
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+else
+$(error SAN must be empty, asan or tsan)
+endif
+
+GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
+LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
+            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
+NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c
+CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
+UNIT_TESTS := test_err test_hlc test_clock test_keys test_config test_incident \
+              test_store
+TOOLS    := imload bench_lmdb
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
+NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
+# Node modules other than main, for tests that drive them in-process.
+NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
+CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
+LIBIM     := $(OUT)/libim.a
+
+.PHONY: all deps run test unit integration crash crash-long bench asan tsan \
+        fmt clean
+all: $(BIN)/imnode $(BIN)/imctl
+
+build/gen/im.pb-c.c build/gen/im.pb-c.h: proto/im.proto
+	@mkdir -p build/gen
+	protoc-c --proto_path=proto --c_out=build/gen $<
+
+$(OUT)/%.o: %.c | $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# protobuf-c's generated code is not ours to warn about.
+$(OUT)/build/gen/im.pb-c.o: build/gen/im.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(WARN),$(CFLAGS)) -Wall -Werror -c -o $@ $<
+
+$(LIBIM): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/imnode: $(NODE_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/imctl: $(CLI_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/bench_lmdb: $(OUT)/tests/bench/bench_lmdb.o $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+programs: all $(UNIT_TESTS:%=$(BIN)/%) $(TOOLS:%=$(BIN)/%)
+.PHONY: programs
+
+deps:
+	deploy/deps
+
+run: deps all
+	deploy/devnode
+
+# The whole suite: unit tests under ASan/UBSan, the threaded node under TSan,
+# then integration and crash tests against the real binaries.
+test: deps
+	$(MAKE) programs
+	$(MAKE) SAN=asan programs
+	$(MAKE) SAN=tsan programs
+	tests/run
+
+bench: deps programs
+	tests/bench/run
+
+crash-long: deps programs
+	CRASH_TRIALS=200 tests/integration/crash.sh
+
+asan:
+	$(MAKE) SAN=asan programs
+tsan:
+	$(MAKE) SAN=tsan programs
+
+fmt:
+	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

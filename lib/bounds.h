@@ -1,0 +1,97 @@
+/* bounds: every limit in Incident Mesh, with its reason.
+ *
+ * Exceeding a limit is an error (IM_ETOOBIG) with a message naming the limit,
+ * never a crash or a silent truncation. String limits count bytes of UTF-8,
+ * excluding the terminating NUL; fixed buffers are sized LIMIT + 1. */
+#ifndef IM_BOUNDS_H
+#define IM_BOUNDS_H
+
+/* A site code: 2..8 of [A-Z0-9], starting with a letter ("AMS", "NYC2").
+ * Short because it prefixes every incident id and every event key. */
+#define SITE_CODE_MIN 2
+#define SITE_CODE_MAX 8
+
+/* "<SITE>-<n>" with n < 2^64: 8 + 1 + 20. */
+#define INCIDENT_ID_MAX 32
+
+/* Human text fields. Titles are one line on a pager; descriptions, notes and
+ * resolution notes are a few paragraphs: anything longer belongs in a linked
+ * document. Bounded so that one event always fits EVENT_SIZE_MAX. */
+#define TITLE_MAX 200
+#define DESCRIPTION_MAX 4096
+#define NOTE_MAX 4096
+#define REASON_MAX 1024
+#define PUBLIC_UPDATE_MAX 2048
+#define RESOLUTION_NOTES_MAX 4096
+
+/* Names and short identifiers: services, categories, people, codes. */
+#define SERVICE_MAX 64
+#define CATEGORY_MAX 64
+#define PERSON_MAX 64
+#define RESOLUTION_CODE_MAX 64
+#define OPERATOR_NAME_MAX 64
+
+/* Subject-matter experts on one incident. */
+#define SMES_MAX 16
+
+/* Sites affected by one major incident. */
+#define AFFECTS_MAX 64
+
+/* One encoded event. The text limits above sum to well under this. */
+#define EVENT_SIZE_MAX 16384
+
+/* Events one incident may hold. A timeline longer than this is a runaway
+ * automation, not an incident; alert storms are summarised, not appended. */
+#define INCIDENT_EVENTS_MAX 100000
+
+/* Operations in one signed request: bounds the work one signature buys and
+ * the time one request may hold a commit batch. */
+#define REQ_OPS_MAX 256
+
+/* One request on the node API: REQ_OPS_MAX events plus framing. */
+#define REQ_SIZE_MAX (REQ_OPS_MAX * EVENT_SIZE_MAX + 65536)
+
+/* One reply: a list of LIST_LIMIT_MAX summaries (each under 1 KiB), or one
+ * incident with a timeline of INCIDENT_EVENTS_MAX entries. */
+#define REPLY_SIZE_MAX (128 * 1024 * 1024)
+
+/* Incidents in one list reply. */
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX 100000
+
+/* Requests accepted beyond what the node has answered: bounds memory under
+ * overload; past it the node answers IM_EBUSY at once. */
+#define COMMIT_QUEUE_MAX 16384
+
+/* Operations folded into one LMDB write transaction (one fsync). */
+#define COMMIT_BATCH_OPS_MAX 8192
+
+/* Concurrent requests a node serves (NNG rep contexts). */
+#define API_CONTEXTS 256
+
+/* A request whose timestamp is further than this from the node's clock is
+ * refused: bounds how long a captured request stays usable. */
+#define CLOCK_SKEW_MS_MAX (5 * 60 * 1000)
+
+/* Configuration. */
+#define SITES_MAX 64
+#define OPERATORS_MAX 1024
+#define CONFIG_LINE_MAX 1024
+#define URL_MAX 256
+#define PATH_MAX_IM 1024
+
+/* LMDB map: virtual address space reserved for the store. Pages are only
+ * allocated on disk as written; this is a ceiling, not a reservation. */
+#define MAP_SIZE_DEFAULT (64ULL * 1024 * 1024 * 1024)
+#define MAP_SIZE_MIN (1ULL * 1024 * 1024)
+
+_Static_assert(TITLE_MAX + DESCRIPTION_MAX + SERVICE_MAX + 2 * CATEGORY_MAX +
+                   INCIDENT_ID_MAX + OPERATOR_NAME_MAX + 1024 <=
+               EVENT_SIZE_MAX,
+               "an opening event fits EVENT_SIZE_MAX");
+_Static_assert(RESOLUTION_CODE_MAX + RESOLUTION_NOTES_MAX + REASON_MAX +
+                   INCIDENT_ID_MAX + OPERATOR_NAME_MAX + 1024 <=
+               EVENT_SIZE_MAX,
+               "a transition event fits EVENT_SIZE_MAX");
+
+#endif

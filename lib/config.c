@@ -1,0 +1,513 @@
+/* config: see config.h.
+ *
+ * Our own INI reader rather than libinih: Debian's libinih is built with a
+ * fixed 200-byte line buffer and treats an indented line as a continuation of
+ * the previous value, both surprising in a file people edit; what we need is
+ * sixty lines with exact line numbers. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A config file is a few hundred lines; this bounds a mistaken path to a
+ * large file. */
+#define CONFIG_SIZE_MAX (1024 * 1024)
+
+struct parser {
+    struct config *cfg;
+    const char *name;   /* file name for messages */
+    char dir[PATH_MAX_IM + 1]; /* directory of the file, for relative paths */
+    int line;
+    enum { SEC_NONE, SEC_NODE, SEC_SITE, SEC_OPERATOR } section;
+    void *current;      /* struct cfg_site * or struct cfg_operator * */
+    int node_seen;
+    struct im_err *e;
+};
+
+static int
+perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+perr(struct parser *p, const char *fmt, ...)
+{
+    char msg[IM_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (p->line > 0)
+        return im_errf(p->e, IM_ECONFIG, "%s:%d: %s", p->name, p->line, msg);
+    return im_errf(p->e, IM_ECONFIG, "%s: %s", p->name, msg);
+}
+
+static char *
+trim(char *s)
+{
+    char *end;
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+int
+config_check_site_code(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < SITE_CODE_MIN || n > SITE_CODE_MAX || !isupper((unsigned char)s[0]))
+        return IM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isupper((unsigned char)s[i]) && !isdigit((unsigned char)s[i]))
+            return IM_EINVAL;
+    return 0;
+}
+
+static int
+site_code(struct parser *p, const char *in, char out[SITE_CODE_MAX + 1])
+{
+    char up[SITE_CODE_MAX + 2];
+    size_t n = strlen(in);
+    if (n > SITE_CODE_MAX)
+        return perr(p, "site code '%s' is longer than %d characters", in,
+                    SITE_CODE_MAX);
+    for (size_t i = 0; i <= n; i++)
+        up[i] = (char)toupper((unsigned char)in[i]);
+    if (config_check_site_code(up) != 0)
+        return perr(p,
+                    "invalid site code '%s': use %d to %d letters or digits, "
+                    "starting with a letter",
+                    in, SITE_CODE_MIN, SITE_CODE_MAX);
+    memcpy(out, up, n + 1);
+    return 0;
+}
+
+static int
+copy_str(struct parser *p, const char *key, const char *v, char *out,
+         size_t max)
+{
+    size_t n = strlen(v);
+    if (n == 0)
+        return perr(p, "'%s' is empty", key);
+    if (n > max)
+        return perr(p, "'%s' is longer than %zu characters", key, max);
+    memcpy(out, v, n + 1);
+    return 0;
+}
+
+static int
+copy_path(struct parser *p, const char *key, const char *v, char *out)
+{
+    char buf[2 * PATH_MAX_IM + 2];
+    if (v[0] == '\0')
+        return perr(p, "'%s' is empty", key);
+    if (v[0] == '/' || p->dir[0] == '\0')
+        snprintf(buf, sizeof buf, "%s", v);
+    else
+        snprintf(buf, sizeof buf, "%s/%s", p->dir, v);
+    return copy_str(p, key, buf, out, PATH_MAX_IM);
+}
+
+static int
+copy_url(struct parser *p, const char *key, const char *v, char *out)
+{
+    if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
+        return perr(p, "'%s' must be a tcp://HOST:PORT or ipc:///PATH address, "
+                       "not '%s'", key, v);
+    return copy_str(p, key, v, out, URL_MAX);
+}
+
+static int
+parse_size(const char *v, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } sfx[] = {{"", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20},
+               {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}};
+    char *end;
+    unsigned long long n;
+    if (!isdigit((unsigned char)v[0]))
+        return IM_EINVAL;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0)
+        return IM_EINVAL;
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
+        if (strcmp(end, sfx[i].suffix) == 0) {
+            if (n > UINT64_MAX / sfx[i].mult)
+                return IM_EINVAL;
+            *out = n * sfx[i].mult;
+            return 0;
+        }
+    return IM_EINVAL;
+}
+
+static int
+pubkey(struct parser *p, const char *v, uint8_t pk[KEY_PUB_BYTES])
+{
+    if (key_pub_decode(v, pk) != 0)
+        return perr(p, "invalid public key '%s': expected ed25519:<43 base64url "
+                       "characters>, as printed by 'imctl keygen'", v);
+    return 0;
+}
+
+static int
+on_node(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_node *n = &p->cfg->node;
+    if (strcmp(k, "site") == 0)
+        return site_code(p, v, n->site);
+    if (strcmp(k, "data") == 0)
+        return copy_path(p, k, v, n->data);
+    if (strcmp(k, "listen") == 0)
+        return copy_url(p, k, v, n->listen);
+    if (strcmp(k, "key") == 0)
+        return copy_path(p, k, v, n->key);
+    if (strcmp(k, "map_size") == 0) {
+        if (parse_size(v, &n->map_size) != 0)
+            return perr(p, "invalid map_size '%s': use a number with an "
+                           "optional KiB, MiB, GiB or TiB suffix", v);
+        if (n->map_size < MAP_SIZE_MIN)
+            return perr(p, "map_size %s is below the minimum of 1MiB", v);
+        return 0;
+    }
+    return perr(p, "unknown key '%s' in [node] (known: site, data, listen, "
+                   "key, map_size)", k);
+}
+
+static int
+on_site(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_site *s = p->current;
+    if (strcmp(k, "name") == 0)
+        return copy_str(p, k, v, s->name, PERSON_MAX);
+    if (strcmp(k, "peer") == 0)
+        return copy_url(p, k, v, s->peer);
+    if (strcmp(k, "pubkey") == 0) {
+        s->has_pk = 1;
+        return pubkey(p, v, s->pk);
+    }
+    return perr(p, "unknown key '%s' in [site %s] (known: name, peer, pubkey)",
+                k, s->code);
+}
+
+static int
+on_operator(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_operator *o = p->current;
+    if (strcmp(k, "pubkey") == 0) {
+        o->has_pk = 1;
+        return pubkey(p, v, o->pk);
+    }
+    if (strcmp(k, "role") == 0) {
+        if (strcmp(v, "admin") == 0)
+            o->role = OP_ROLE_ADMIN;
+        else if (strcmp(v, "responder") == 0)
+            o->role = OP_ROLE_RESPONDER;
+        else if (strcmp(v, "viewer") == 0)
+            o->role = OP_ROLE_VIEWER;
+        else
+            return perr(p, "unknown role '%s' (known: admin, responder, viewer)",
+                        v);
+        return 0;
+    }
+    return perr(p, "unknown key '%s' in [operator %s] (known: pubkey, role)", k,
+                o->name);
+}
+
+static int
+valid_name(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.' &&
+            *s != '@')
+            return 0;
+    return 1;
+}
+
+static int
+on_section(struct parser *p, char *hdr)
+{
+    char *kind = trim(hdr), *arg = kind;
+    struct config *c = p->cfg;
+
+    while (*arg && !isspace((unsigned char)*arg))
+        arg++;
+    if (*arg)
+        *arg++ = '\0';
+    arg = trim(arg);
+
+    if (strcmp(kind, "node") == 0) {
+        if (*arg)
+            return perr(p, "[node] takes no name");
+        if (p->node_seen)
+            return perr(p, "[node] appears twice");
+        p->node_seen = 1;
+        c->node.line = p->line;
+        p->section = SEC_NODE;
+        return 0;
+    }
+    if (strcmp(kind, "site") == 0) {
+        struct cfg_site *s;
+        char code[SITE_CODE_MAX + 1];
+        int rv;
+        if (*arg == '\0')
+            return perr(p, "[site] needs a site code: [site AMS]");
+        if ((rv = site_code(p, arg, code)) != 0)
+            return rv;
+        if (config_site(c, code) != NULL)
+            return perr(p, "[site %s] appears twice", code);
+        if (c->sites_count == SITES_MAX)
+            return perr(p, "more than %d sites", SITES_MAX);
+        s = &c->sites[c->sites_count++];
+        memset(s, 0, sizeof *s);
+        memcpy(s->code, code, sizeof code);
+        s->line = p->line;
+        p->current = s;
+        p->section = SEC_SITE;
+        return 0;
+    }
+    if (strcmp(kind, "operator") == 0) {
+        struct cfg_operator *o;
+        if (*arg == '\0')
+            return perr(p, "[operator] needs a name: [operator alice]");
+        if (strlen(arg) > OPERATOR_NAME_MAX || !valid_name(arg))
+            return perr(p, "invalid operator name '%s': up to %d of letters, "
+                           "digits, '-', '_', '.', '@'", arg, OPERATOR_NAME_MAX);
+        for (size_t i = 0; i < c->operators_count; i++)
+            if (strcmp(c->operators[i].name, arg) == 0)
+                return perr(p, "[operator %s] appears twice", arg);
+        if (c->operators_count == OPERATORS_MAX)
+            return perr(p, "more than %d operators", OPERATORS_MAX);
+        o = &c->operators[c->operators_count++];
+        memset(o, 0, sizeof *o);
+        snprintf(o->name, sizeof o->name, "%s", arg);
+        o->role = OP_ROLE_RESPONDER;
+        o->line = p->line;
+        p->current = o;
+        p->section = SEC_OPERATOR;
+        return 0;
+    }
+    return perr(p, "unknown section [%s] (known: node, site CODE, operator NAME)",
+                kind);
+}
+
+static int
+validate(struct parser *p)
+{
+    struct config *c = p->cfg;
+    const struct cfg_site *own;
+
+    p->line = 0;
+    if (!p->node_seen)
+        return perr(p, "no [node] section");
+    p->line = c->node.line;
+    if (c->node.site[0] == '\0')
+        return perr(p, "[node] has no 'site'");
+    if (c->node.data[0] == '\0')
+        return perr(p, "[node] has no 'data' directory");
+    own = config_site(c, c->node.site);
+    if (own == NULL)
+        return perr(p, "[node] site %s has no [site %s] section with its "
+                       "public key", c->node.site, c->node.site);
+    for (size_t i = 0; i < c->sites_count; i++) {
+        p->line = c->sites[i].line;
+        if (!c->sites[i].has_pk)
+            return perr(p, "[site %s] has no 'pubkey'", c->sites[i].code);
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(c->sites[i].pk, c->sites[j].pk, KEY_PUB_BYTES) == 0)
+                return perr(p, "[site %s] has the same pubkey as [site %s]",
+                            c->sites[i].code, c->sites[j].code);
+    }
+    if (c->operators_count == 0) {
+        p->line = 0;
+        return perr(p, "no [operator NAME] section: nobody could use this node");
+    }
+    for (size_t i = 0; i < c->operators_count; i++) {
+        p->line = c->operators[i].line;
+        if (!c->operators[i].has_pk)
+            return perr(p, "[operator %s] has no 'pubkey'", c->operators[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(c->operators[i].pk, c->operators[j].pk, KEY_PUB_BYTES) == 0)
+                return perr(p, "[operator %s] has the same pubkey as "
+                               "[operator %s]",
+                            c->operators[i].name, c->operators[j].name);
+    }
+    return 0;
+}
+
+static int
+parse(struct parser *p, char *text)
+{
+    char *line = text, *next;
+    int rv;
+
+    for (p->line = 1; line != NULL && *line != '\0'; p->line++, line = next) {
+        char *s, *eq;
+        size_t raw = strcspn(line, "\n");
+        next = line[raw] ? line + raw + 1 : NULL;
+        line[raw] = '\0';
+        if (raw > CONFIG_LINE_MAX)
+            return perr(p, "line longer than %d characters", CONFIG_LINE_MAX);
+        if (memchr(line, '\0', raw) != NULL && strlen(line) != raw)
+            return perr(p, "NUL byte in line");
+        s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (close == NULL || *trim(close + 1) != '\0')
+                return perr(p, "malformed section header '%s': expected [name]", s);
+            *close = '\0';
+            if ((rv = on_section(p, s + 1)) != 0)
+                return rv;
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (eq == NULL)
+            return perr(p, "expected 'key = value' or [section], got '%s'", s);
+        *eq = '\0';
+        char *k = trim(s), *v = trim(eq + 1);
+        if (*k == '\0')
+            return perr(p, "missing key before '='");
+        switch (p->section) {
+        case SEC_NONE:
+            return perr(p, "'%s' is outside any section", k);
+        case SEC_NODE:
+            rv = on_node(p, k, v);
+            break;
+        case SEC_SITE:
+            rv = on_site(p, k, v);
+            break;
+        case SEC_OPERATOR:
+            rv = on_operator(p, k, v);
+            break;
+        }
+        if (rv != 0)
+            return rv;
+    }
+    return validate(p);
+}
+
+static void
+defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->node.listen, sizeof cfg->node.listen, "%s",
+             CONFIG_LISTEN_DEFAULT);
+    cfg->node.map_size = MAP_SIZE_DEFAULT;
+}
+
+static int
+finish_paths(struct config *cfg)
+{
+    if (cfg->node.key[0] == '\0') {
+        int n = snprintf(cfg->node.key, sizeof cfg->node.key, "%s/site.key",
+                         cfg->node.data);
+        if (n < 0 || (size_t)n >= sizeof cfg->node.key)
+            return IM_ETOOBIG;
+    }
+    return 0;
+}
+
+int
+config_parse(struct config *cfg, const char *name, const char *text,
+             struct im_err *e)
+{
+    struct parser p = {.cfg = cfg, .name = name, .e = e};
+    char *copy;
+    int rv;
+
+    defaults(cfg);
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
+    copy = strdup(text);
+    if (copy == NULL)
+        return im_errf(e, IM_ENOMEM, "%s: out of memory", name);
+    rv = parse(&p, copy);
+    free(copy);
+    if (rv == 0 && finish_paths(cfg) != 0)
+        rv = im_errf(e, IM_ECONFIG, "%s: key path too long", name);
+    return rv;
+}
+
+int
+config_load(struct config *cfg, const char *path, struct im_err *e)
+{
+    struct parser p = {.cfg = cfg, .name = path, .e = e};
+    char *text, *slash;
+    FILE *f;
+    size_t n;
+    int rv;
+
+    f = fopen(path, "re");
+    if (f == NULL)
+        return im_errf(e, IM_ECONFIG, "%s: %s", path, strerror(errno));
+    text = malloc(CONFIG_SIZE_MAX + 1);
+    if (text == NULL) {
+        fclose(f);
+        return im_errf(e, IM_ENOMEM, "%s: out of memory", path);
+    }
+    n = fread(text, 1, CONFIG_SIZE_MAX + 1, f);
+    fclose(f);
+    if (n > CONFIG_SIZE_MAX) {
+        free(text);
+        return im_errf(e, IM_ECONFIG, "%s: larger than %d bytes", path,
+                       CONFIG_SIZE_MAX);
+    }
+    text[n] = '\0';
+    if (strlen(text) != n) {
+        free(text);
+        return im_errf(e, IM_ECONFIG, "%s: contains a NUL byte: not a text file",
+                       path);
+    }
+    defaults(cfg);
+    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    snprintf(p.dir, sizeof p.dir, "%s", path);
+    slash = strrchr(p.dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        p.dir[0] = '\0';
+    rv = parse(&p, text);
+    free(text);
+    if (rv == 0 && finish_paths(cfg) != 0)
+        rv = im_errf(e, IM_ECONFIG, "%s: key path too long", path);
+    return rv;
+}
+
+const struct cfg_operator *
+config_operator_by_key(const struct config *cfg, const uint8_t pk[KEY_PUB_BYTES])
+{
+    for (size_t i = 0; i < cfg->operators_count; i++)
+        if (memcmp(cfg->operators[i].pk, pk, KEY_PUB_BYTES) == 0)
+            return &cfg->operators[i];
+    return NULL;
+}
+
+const struct cfg_site *
+config_site(const struct config *cfg, const char *code)
+{
+    for (size_t i = 0; i < cfg->sites_count; i++)
+        if (strcmp(cfg->sites[i].code, code) == 0)
+            return &cfg->sites[i];
+    return NULL;
+}
+
+const char *
+config_role_name(enum op_role role)
+{
+    switch (role) {
+    case OP_ROLE_ADMIN: return "admin";
+    case OP_ROLE_RESPONDER: return "responder";
+    case OP_ROLE_VIEWER: return "viewer";
+    }
+    return "unknown";
+}

@@ -1,0 +1,92 @@
+/* config: the cluster configuration file (INI form), parsed and validated.
+ *
+ *   # comments start with # or ;
+ *   [node]                      this node: which site it serves and where
+ *   site = AMS
+ *   data = /var/lib/incident-mesh/ams
+ *   listen = tcp://127.0.0.1:7400
+ *   key = ams.key               relative paths are relative to this file
+ *
+ *   [site AMS]                  every site of the cluster, with its pinned key
+ *   name = Amsterdam
+ *   pubkey = ed25519:...
+ *
+ *   [operator alice]            people and tools allowed to call the API
+ *   pubkey = ed25519:...
+ *   role = admin                admin | responder | viewer
+ *
+ * Every error names the file, the line and the problem
+ * ("ams.conf:12: unknown key 'lisen' in [node]"), and a file with any error
+ * is refused whole. Later sections (coordinator, integrations) extend the
+ * tables in config.c. */
+#ifndef IM_CONFIG_H
+#define IM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "keys.h"
+#include "bounds.h"
+
+enum op_role { OP_ROLE_VIEWER, OP_ROLE_RESPONDER, OP_ROLE_ADMIN };
+
+struct cfg_site {
+    char code[SITE_CODE_MAX + 1];
+    char name[PERSON_MAX + 1];
+    char peer[URL_MAX + 1];  /* replication address; "" if none */
+    uint8_t pk[KEY_PUB_BYTES];
+    int has_pk;
+    int line;
+};
+
+struct cfg_operator {
+    char name[OPERATOR_NAME_MAX + 1];
+    uint8_t pk[KEY_PUB_BYTES];
+    int has_pk;
+    enum op_role role;
+    int line;
+};
+
+struct cfg_node {
+    char site[SITE_CODE_MAX + 1];
+    char data[PATH_MAX_IM + 1];
+    char listen[URL_MAX + 1];
+    char key[PATH_MAX_IM + 1];
+    uint64_t map_size;
+    int line;
+};
+
+struct config {
+    char path[PATH_MAX_IM + 1];
+    struct cfg_node node;
+    struct cfg_site sites[SITES_MAX];
+    size_t sites_count;
+    struct cfg_operator operators[OPERATORS_MAX];
+    size_t operators_count;
+};
+
+#define CONFIG_LISTEN_DEFAULT "tcp://127.0.0.1:7400"
+
+/* Reads and validates path into *cfg (which the caller allocates: it is
+ * large). On error *cfg is unspecified and e says file:line: problem. */
+int config_load(struct config *cfg, const char *path, struct im_err *e);
+
+/* Same, from a string; `name` stands for the file in messages and relative
+ * paths resolve against the current directory. */
+int config_parse(struct config *cfg, const char *name, const char *text,
+                 struct im_err *e);
+
+/* The operator with public key pk, or NULL. */
+const struct cfg_operator *config_operator_by_key(const struct config *cfg,
+                                                  const uint8_t pk[KEY_PUB_BYTES]);
+
+/* The site with code, or NULL. */
+const struct cfg_site *config_site(const struct config *cfg, const char *code);
+
+const char *config_role_name(enum op_role role);
+
+/* 0 if s is a valid site code (2..8 of A-Z0-9, letter first), else IM_EINVAL. */
+int config_check_site_code(const char *s);
+
+#endif
