@@ -21,6 +21,7 @@
 /* Domain-separation labels: a signature made for one purpose is never valid
  * for another. */
 #define KEY_CTX_REQUEST "im-req-v1"
+#define KEY_CTX_CHECKPOINT "im-ckpt-v1"
 
 struct im_key {
     uint8_t pk[KEY_PUB_BYTES];

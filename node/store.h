@@ -1,0 +1,144 @@
+/* store: the node's LMDB store.
+ *
+ * Holds, in one LMDB environment (DESIGN.md §3):
+ *   events      (origin, seq) -> encoded Event, per-origin gap-free and
+ *               hash-chained: prev_hash = BLAKE2b-256 of the previous
+ *               event's stored bytes
+ *   heads       origin -> (seq, hash, hlc) of the origin's last event
+ *   checkpoints (origin, seq) -> Ed25519 signature of the origin over its
+ *               chain head at that seq, one per commit (§4)
+ *   inc_events  (incident, hlc, origin, seq) -> "": the fold order
+ *   incidents   id -> encoded Incident (materialised state, no timeline)
+ *   idx         secondary indexes for listing (rank, state, service)
+ *   meta        schema version, this site's incident counter
+ *
+ * Writes go through one write transaction at a time (the committer's
+ * thread); reads use their own read-only transactions from any thread.
+ * Sync is LMDB's default (fsync on commit): no MDB_NOSYNC, no MDB_WRITEMAP,
+ * which would turn a full disk into SIGBUS. */
+#ifndef IM_STORE_H
+#define IM_STORE_H
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bounds.h"
+#include "err.h"
+#include "hlc.h"
+#include "im.pb-c.h"
+#include "incident.h"
+#include "keys.h"
+
+#define STORE_HASH_BYTES 32
+#define STORE_SCHEMA_VERSION 1
+
+struct store {
+    MDB_env *env;
+    MDB_dbi events, heads, checkpoints, inc_events, incidents, idx, meta;
+    char site[SITE_CODE_MAX + 1];
+    char dir[PATH_MAX_IM + 1];
+    uint64_t map_size;
+};
+
+struct store_head {
+    uint64_t seq;                   /* 0 = no events from this origin */
+    uint8_t hash[STORE_HASH_BYTES];
+    hlc_t hlc;
+};
+
+/* Opens (creating if needed) the store in dir for site. */
+int store_open(struct store *s, const char *dir, const char *site,
+               uint64_t map_size, struct im_err *e);
+void store_close(struct store *s);
+
+/* ---- write side: one transaction at a time ---- */
+
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn;
+    /* Origins appended to in this transaction, for one checkpoint each. */
+    char appended[SITES_MAX][SITE_CODE_MAX + 1];
+    int appended_count;
+    /* Backs the prev_hash of the event last appended. */
+    uint8_t prev_hash[STORE_HASH_BYTES];
+};
+
+int store_write_begin(struct store *s, struct store_txn *t, struct im_err *e);
+
+/* Signs a checkpoint of this site's chain head (if it advanced) and commits.
+ * IM_ENOSPC for a full disk, IM_EFULL for a full map; on any error nothing
+ * of the transaction is durable and t is finished. */
+int store_commit(struct store_txn *t, const struct im_key *site_key,
+                 struct im_err *e);
+void store_abort(struct store_txn *t);
+
+/* Reserves the next incident id of this site ("AMS-42"). */
+int store_next_id(struct store_txn *t, char id[INCIDENT_ID_MAX + 1],
+                  struct im_err *e);
+
+/* Appends a local event. ev->incident, actor, owner_token and body are the
+ * caller's; origin, seq, prev_hash and hlc are filled here (hlc from clk at
+ * wall_ms). The event is first applied to the incident's current state: if
+ * the fold would refuse it, nothing is written and the refusal is returned
+ * (IM_ESTATE, IM_ESTALE, ...) with its reason. On success *inc holds the
+ * incident after the event; ev's filled fields point into t and the store,
+ * valid until the next append on t or its end. */
+int store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
+                       uint64_t wall_ms, struct incident *inc,
+                       struct im_err *e);
+
+/* Reads this site's head inside t (for seeding the HLC after a restart). */
+int store_head_get(MDB_txn *txn, struct store *s, const char *origin,
+                   struct store_head *out);
+
+/* ---- read side ---- */
+
+int store_read_begin(struct store *s, MDB_txn **txn, struct im_err *e);
+void store_read_end(MDB_txn *txn);
+
+/* The materialised incident. IM_ENOTFOUND ("no incident AMS-99"). */
+int store_incident_get(MDB_txn *txn, struct store *s, const char *id,
+                       struct incident *out, struct im_err *e);
+
+/* All events of an incident, decoded, in fold order. *events_out is an
+ * array of *count_out pointers; free with store_events_free. */
+int store_incident_events(MDB_txn *txn, struct store *s, const char *id,
+                          Im__Event ***events_out, size_t *count_out,
+                          struct im_err *e);
+void store_events_free(Im__Event **events, size_t count);
+
+/* Visits incidents for a list query in rank order (open before closed,
+ * priority, then oldest first); fn returns non-zero to stop. Summaries are
+ * decoded records (no timeline). matched counts every match. */
+struct store_list_query {
+    Im__State state;        /* STATE_NONE: any (subject to all) */
+    int priority;           /* 0: any */
+    const char *service;    /* NULL or "": any */
+    int major_only;
+    int all;                /* include resolved, closed, cancelled */
+    const char *site;       /* NULL or "": any */
+};
+typedef int (*store_list_fn)(void *arg, const Im__Incident *inc);
+int store_list(MDB_txn *txn, struct store *s, const struct store_list_query *q,
+               store_list_fn fn, void *arg, uint64_t *matched,
+               struct im_err *e);
+
+/* Visits every incident (decoded record). */
+int store_scan(MDB_txn *txn, struct store *s, store_list_fn fn, void *arg,
+               struct im_err *e);
+
+/* The event at (origin, seq), decoded. IM_ENOTFOUND if absent. */
+int store_event_get(MDB_txn *txn, struct store *s, const char *origin,
+                    uint64_t seq, Im__Event **out, struct im_err *e);
+
+/* Offline consistency check (imnode check): every origin's chain is
+ * gap-free and its hashes link; the latest checkpoint of each origin whose
+ * key is known verifies; every incident's stored state equals a fresh fold
+ * of its events; indexes match. Prints findings to out; returns 0 if all
+ * hold, IM_ECORRUPT otherwise. site_pk(origin) may return NULL (unknown). */
+typedef const uint8_t *(*store_site_key_fn)(void *arg, const char *origin);
+int store_check(struct store *s, store_site_key_fn site_pk, void *arg,
+                FILE *out, struct im_err *e);
+
+#endif
