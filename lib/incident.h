@@ -73,7 +73,8 @@ int incident_priority(Im__Level impact, Im__Level urgency);
  * levels: high medium low
  * roles:  manager commander comms ops sme
  * The parse functions accept exactly these names (and "in-progress",
- * "on-hold"); IM_EINVAL otherwise. Name functions return "none" for 0. */
+ * "on-hold"); IM_EINVAL otherwise. Name functions return "none" for 0
+ * and "unknown" for a value out of range. */
 const char *incident_state_name(Im__State s);
 int incident_state_parse(const char *name, Im__State *out);
 const char *incident_level_name(Im__Level l);
@@ -98,7 +99,8 @@ int incident_transition_allowed(Im__State from, Im__State to);
 void incident_transitions_describe(Im__State from, char *out, size_t out_size);
 
 /* The CLI verb that moves to `to` from `from`: ack, start, hold, resolve,
- * close, reopen, cancel ("start" also for on_hold -> in_progress). */
+ * close, reopen, cancel ("start" also for on_hold -> in_progress). NULL for
+ * a state no verb moves to (none, new). */
 const char *incident_transition_verb(Im__State from, Im__State to);
 
 /* Validates an event body on its own (field presence, bounds, enums, text),
@@ -106,25 +108,46 @@ const char *incident_transition_verb(Im__State from, Im__State to);
  * received from elsewhere. */
 int incident_body_check(const Im__Body *body, struct im_err *e);
 
-/* Owner-only events (DESIGN.md §5): transitions, assignment, public updates. */
+/* Owner-only events (DESIGN.md §5): transitions, assignment, public updates.
+ * incident_apply() refuses them (IM_ESTALE) unless the event's origin is the
+ * owner site and its owner_token the current token. */
 int incident_body_owner_only(const Im__Body *body);
 
 /* Applies one event to inc. 0: accepted, inc updated. Negative: refused,
  * inc unchanged except events_count and the last_* sort key, e says why
  * (IM_ESTATE for an illegal transition, IM_ESTALE for a stale owner token,
  * IM_EINVAL for an event that cannot apply, such as a second "opened").
- * Accepts events in sort order only: the caller folds. */
+ * Accepts events in sort order only: the caller folds.
+ *
+ * Preconditions, asserted (a violation aborts: it is a bug, not input):
+ * ev sorts after inc's last_* key unless inc is fresh (events_count 0), and
+ * ev->origin is at most SITE_CODE_MAX bytes (callers admit events from
+ * configured sites only). The body is checked with incident_body_check().
+ *
+ * Refusal messages name what is allowed, e.g.
+ *   "cannot resolve AMS-1: it is acknowledged; from acknowledged you can:
+ *    start, cancel", "AMS-1 is closed; closed is final",
+ *   "AMS-3 is on_hold, not resolved" (Transition.from compare-and-set),
+ *   "stale owner token 3 from NYC: AMS-7 is owned by SGP under token 5".
+ * Closed and cancelled incidents still take notes, owner and major events.
+ * A FieldsSet that changes the category without naming a subcategory
+ * clears the subcategory (it belonged to the old category). */
 int incident_apply(struct incident *inc, const Im__Event *ev, struct im_err *e);
 
 /* Orders events by (hlc, origin, seq): <0, 0, >0. */
 int incident_event_cmp(const Im__Event *a, const Im__Event *b);
 
-/* Compares the sort key (hlc, origin, seq) of ev with inc's last_* key. */
+/* Compares the sort key (hlc, origin, seq) of ev with inc's last_* key:
+ * >0 if ev sorts after it (always, for a fresh inc), 0 if equal, <0 if
+ * before (the caller must re-fold). */
 int incident_event_after_last(const struct incident *inc, const Im__Event *ev);
 
 /* One timeline line for an event: kind ("opened", "acknowledged", "note",
  * "update", "assigned", "role", "set", "owner", "major", "started", "held",
- * "resolved", "closed", "reopened", "cancelled") and a human summary. */
+ * "resolved", "closed", "reopened", "cancelled"; "transition" for a move to
+ * new, "invalid" for a body that fails incident_body_check) and a human
+ * summary, cut with "..." at a character boundary to fit text_size. A move
+ * to in_progress is "reopened" when its Transition.from is resolved. */
 #define TIMELINE_KIND_MAX 32
 #define TIMELINE_TEXT_MAX (NOTE_MAX + 256)
 void incident_event_describe(const Im__Event *ev, char kind[TIMELINE_KIND_MAX],
@@ -139,7 +162,8 @@ struct fold_outcome {
 
 /* Folds n events (any order; `events` is sorted in place) into a fresh
  * *inc. If outcomes is not NULL it receives n entries. Returns 0, or
- * IM_EINVAL if the events do not start with an "opened". */
+ * IM_EINVAL if the events do not start with an accepted "opened" (the
+ * events are folded all the same). The events' sort keys must be distinct. */
 int incident_fold(struct incident *inc, const Im__Event **events, size_t n,
                   struct fold_outcome *outcomes);
 

@@ -14,7 +14,7 @@ enum text_kind { TEXT_LINE, TEXT_MULTILINE };
 
 /* 0 if s is valid UTF-8 (no overlongs, no surrogates), at most max bytes,
  * allowed control characters only, and (if required) not empty after
- * trimming spaces. Otherwise IM_EINVAL or IM_ETOOBIG with a message naming
+ * trimming spaces, tabs and newlines. Otherwise IM_EINVAL or IM_ETOOBIG with a message naming
  * `field` ("title is longer than 200 bytes"). */
 int text_check(const char *s, size_t max, enum text_kind kind, int required,
                const char *field, struct im_err *e);
