@@ -129,12 +129,15 @@ int
 devmode_announce(const struct config *cfg, struct im_err *e)
 {
     char env[PATH_MAX_IM * 2 + 256], path[PATH_MAX_IM + 16],
-        key[PATH_MAX_IM + 16];
+        key[PATH_MAX_IM + 16], shown[PATH_MAX_IM * 2 + 256];
     int rv;
 
     snprintf(key, sizeof key, "%s/admin.key", cfg->node.data);
     snprintf(env, sizeof env,
              "export IM_NODE='%s'\nexport IM_KEY='%s'\n", cfg->node.listen, key);
+    snprintf(shown, sizeof shown,
+             "  export IM_NODE='%s'\n  export IM_KEY='%s'\n", cfg->node.listen,
+             key);
     snprintf(path, sizeof path, "%s/env", cfg->node.data);
     if ((rv = write_file(path, env, 0644, e)) != 0)
         return rv;
@@ -153,7 +156,7 @@ devmode_announce(const struct config *cfg, struct im_err *e)
            "  bin/imctl list\n"
            "  bin/imctl --help\n"
            "\n",
-           cfg->node.site, cfg->node.data, cfg->node.listen, path, env);
+           cfg->node.site, cfg->node.data, cfg->node.listen, path, shown);
     fflush(stdout);
     return 0;
 }
