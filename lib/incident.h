@@ -137,9 +137,9 @@ int incident_apply(struct incident *inc, const Im__Event *ev, struct im_err *e);
 /* Orders events by (hlc, origin, seq): <0, 0, >0. */
 int incident_event_cmp(const Im__Event *a, const Im__Event *b);
 
-/* Compares the sort key (hlc, origin, seq) of ev with inc's last_* key:
- * >0 if ev sorts after it (always, for a fresh inc), 0 if equal, <0 if
- * before (the caller must re-fold). */
+/* 1 if ev's sort key (hlc, origin, seq) is after inc's last_* key, so that
+ * incident_apply() may take it (always, for a fresh inc); 0 if it is equal
+ * or before (the caller must re-fold). */
 int incident_event_after_last(const struct incident *inc, const Im__Event *ev);
 
 /* One timeline line for an event: kind ("opened", "acknowledged", "note",
