@@ -11,6 +11,7 @@
 #include "incident.h"
 #include "keys.h"
 #include "log.h"
+#include "tsan.h"
 
 /* Services tracked separately in one stats reply; the rest are summed
  * under "(other)". Bounds the reply and the work of one stats request. */
@@ -489,6 +490,7 @@ send_msg(struct api_ctx *x, struct buf *b)
         free(b->data);
         request_free(x);
         x->state = CTX_RECV;
+        TSAN_RELEASE(x);
         nng_ctx_recv(x->ctx, x->aio);
         return;
     }
@@ -497,6 +499,7 @@ send_msg(struct api_ctx *x, struct buf *b)
     request_free(x);
     x->state = CTX_SEND;
     nng_aio_set_msg(x->aio, msg);
+    TSAN_RELEASE(x);
     nng_ctx_send(x->ctx, x->aio);
 }
 
@@ -588,6 +591,7 @@ commit_done(struct commit_req *r)
 {
     struct api_ctx *x = r->arg;
     /* Back to NNG's workers: the writer thread must not do the reads. */
+    TSAN_RELEASE(x);
     nng_sleep_aio(0, x->aio);
 }
 
@@ -702,9 +706,8 @@ collect_writes(struct api_ctx *x)
 }
 
 static void
-ctx_cb(void *arg)
+ctx_step(struct api_ctx *x)
 {
-    struct api_ctx *x = arg;
     int rv = nng_aio_result(x->aio);
 
     switch (x->state) {
@@ -712,7 +715,8 @@ ctx_cb(void *arg)
         if (rv != 0) {
             if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
                 return;
-            nng_ctx_recv(x->ctx, x->aio);
+            TSAN_RELEASE(x);
+        nng_ctx_recv(x->ctx, x->aio);
             return;
         }
         handle_request(x, nng_aio_get_msg(x->aio));
@@ -729,9 +733,20 @@ ctx_cb(void *arg)
                 return;
         }
         x->state = CTX_RECV;
+        TSAN_RELEASE(x);
         nng_ctx_recv(x->ctx, x->aio);
         return;
     }
+}
+
+static void
+ctx_cb(void *arg)
+{
+    struct api_ctx *x = arg;
+    TSAN_ACQUIRE(x);
+    ctx_step(x);
+    /* For api_free, which reads x after nng_aio_stop returns. */
+    TSAN_RELEASE(x);
 }
 
 int
@@ -770,6 +785,7 @@ api_start(struct api *a, const struct config *cfg, struct store *s,
     }
     for (int i = 0; i < a->ctxs_count; i++) {
         a->ctxs[i].state = CTX_RECV;
+        TSAN_RELEASE(&a->ctxs[i]);
         nng_ctx_recv(a->ctxs[i].ctx, a->ctxs[i].aio);
     }
     return 0;
@@ -792,6 +808,7 @@ api_free(struct api *a)
 {
     for (int i = 0; i < a->ctxs_count; i++) {
         nng_aio_stop(a->ctxs[i].aio);
+        TSAN_ACQUIRE(&a->ctxs[i]);
         nng_aio_free(a->ctxs[i].aio);
         request_free(&a->ctxs[i]);
     }
