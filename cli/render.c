@@ -1,0 +1,670 @@
+/* render: see render.h. */
+#include "render.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "clock.h"
+#include "incident.h"
+#include "text.h"
+
+/* protobuf-c decodes absent strings as "" but hand-built messages may
+ * carry NULL: every read goes through this. */
+static const char *
+str(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+const char *
+render_priority_name(uint32_t priority)
+{
+    static const char *const names[] = {"-", "P1", "P2", "P3", "P4", "P5"};
+    return priority <= 5 ? names[priority] : "-";
+}
+
+void
+render_time(uint64_t ms, const char *none, char out[RENDER_TIME_MAX])
+{
+    char t[CLOCK_RFC3339_MAX];
+
+    if (ms == 0) {
+        snprintf(out, RENDER_TIME_MAX, "%s", none);
+        return;
+    }
+    clock_fmt_rfc3339(ms, t);
+    snprintf(out, RENDER_TIME_MAX, "%s", t);
+}
+
+const char *
+render_timeline_body(const Im__TimelineEntry *t)
+{
+    static const struct {
+        const char *kind, *prefix;
+    } prefixes[] = {{"note", "note: "}, {"update", "public update: "}};
+    const char *text = str(t->text);
+
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t n = strlen(prefixes[i].prefix);
+        if (strcmp(str(t->kind), prefixes[i].kind) == 0 &&
+            strncmp(text, prefixes[i].prefix, n) == 0)
+            return text + n;
+    }
+    return text;
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* Allocation failures are collected rather than checked at every call:
+ * a builder that saw one returns NULL and nothing half-built is printed. */
+struct jb {
+    int failed;
+};
+
+static void
+put(struct jb *b, json_t *obj, const char *key, json_t *value)
+{
+    if (value == NULL || obj == NULL ||
+        json_object_set_new(obj, key, value) != 0)
+        b->failed = 1;
+}
+
+static void
+append(struct jb *b, json_t *arr, json_t *value)
+{
+    if (value == NULL || arr == NULL || json_array_append_new(arr, value) != 0)
+        b->failed = 1;
+}
+
+/* Length of the UTF-8 sequence starting at s (at most n bytes available),
+ * or 0 if it is not a valid one. */
+static size_t
+utf8_seq(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+
+    if (len > n || text_utf8_valid(s, len) != 0)
+        return 0;
+    return len;
+}
+
+static json_t *
+jstr(const char *s)
+{
+    size_t n, used = 0;
+    char *copy;
+    json_t *j;
+
+    s = str(s);
+    n = strlen(s);
+    if (text_utf8_valid(s, n) == 0)
+        return json_stringn(s, n);
+    /* Each invalid byte becomes U+FFFD (3 bytes). */
+    copy = malloc(3 * n + 1);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(s + i, n - i);
+        if (len == 0) {
+            memcpy(copy + used, "\xef\xbf\xbd", 3);
+            used += 3;
+            i++;
+        } else {
+            memcpy(copy + used, s + i, len);
+            used += len;
+            i += len;
+        }
+    }
+    j = json_stringn(copy, used);
+    free(copy);
+    return j;
+}
+
+/* A string field where "" means "not set": null. */
+static json_t *
+jstr_or_null(const char *s)
+{
+    return str(s)[0] != '\0' ? jstr(s) : json_null();
+}
+
+static json_t *
+jtime(uint64_t ms)
+{
+    char t[CLOCK_RFC3339_MAX];
+
+    if (ms == 0)
+        return json_null();
+    clock_fmt_rfc3339(ms, t);
+    return json_string(t);
+}
+
+static json_t *
+juint(uint64_t v)
+{
+    /* json_int_t is signed 64-bit; counts and tokens stay far below. */
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static json_t *
+owner_json(struct jb *b, const Im__Owner *o)
+{
+    json_t *j = json_object();
+
+    if (o == NULL)
+        return json_null();
+    put(b, j, "site", jstr_or_null(o->site));
+    put(b, j, "manager", jstr_or_null(o->manager));
+    put(b, j, "token", juint(o->token));
+    put(b, j, "provisional", json_boolean(o->provisional));
+    return j;
+}
+
+static json_t *
+roles_json(struct jb *b, const Im__Roles *r)
+{
+    json_t *j = json_object(), *smes = json_array();
+
+    put(b, j, "manager", jstr_or_null(r ? r->manager : NULL));
+    put(b, j, "commander", jstr_or_null(r ? r->commander : NULL));
+    put(b, j, "comms", jstr_or_null(r ? r->comms : NULL));
+    put(b, j, "ops", jstr_or_null(r ? r->ops : NULL));
+    for (size_t i = 0; r != NULL && i < r->n_smes; i++)
+        append(b, smes, jstr(r->smes[i]));
+    put(b, j, "smes", smes);
+    return j;
+}
+
+static json_t *
+timeline_json(struct jb *b, const Im__Incident *inc)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < inc->n_timeline; i++) {
+        const Im__TimelineEntry *t = inc->timeline[i];
+        json_t *j = json_object();
+        put(b, j, "at", jtime(t->at_ms));
+        put(b, j, "site", jstr(t->site));
+        put(b, j, "actor", jstr(t->actor));
+        put(b, j, "kind", jstr(t->kind));
+        put(b, j, "text", jstr(t->text));
+        put(b, j, "refused", json_boolean(t->refused));
+        put(b, j, "refused_reason", jstr_or_null(t->refused_reason));
+        put(b, j, "seq", juint(t->seq));
+        append(b, arr, j);
+    }
+    return arr;
+}
+
+static json_t *
+incident_json(struct jb *b, const Im__Incident *inc, int summary)
+{
+    json_t *j = json_object(), *res;
+
+    put(b, j, "id", jstr(inc->id));
+    put(b, j, "title", jstr(inc->title));
+    if (!summary)
+        put(b, j, "description", jstr(inc->description));
+    put(b, j, "service", jstr(inc->service));
+    put(b, j, "category", jstr(inc->category));
+    put(b, j, "subcategory", jstr(inc->subcategory));
+    put(b, j, "impact", json_string(incident_level_name(inc->impact)));
+    put(b, j, "urgency", json_string(incident_level_name(inc->urgency)));
+    put(b, j, "priority",
+        inc->priority >= 1 && inc->priority <= 5
+            ? json_string(render_priority_name(inc->priority))
+            : json_null());
+    put(b, j, "major", json_boolean(inc->major));
+    put(b, j, "declared_major", json_boolean(inc->declared_major));
+    put(b, j, "state", json_string(incident_state_name(inc->state)));
+    put(b, j, "origin_site", jstr(inc->origin_site));
+    put(b, j, "owner", owner_json(b, inc->owner));
+    put(b, j, "assignee", jstr_or_null(inc->assignee));
+    put(b, j, "roles", roles_json(b, inc->roles));
+    put(b, j, "opened_at", jtime(inc->opened_at_ms));
+    put(b, j, "acknowledged_at", jtime(inc->acknowledged_at_ms));
+    put(b, j, "resolved_at", jtime(inc->resolved_at_ms));
+    put(b, j, "closed_at", jtime(inc->closed_at_ms));
+    put(b, j, "cancelled_at", jtime(inc->cancelled_at_ms));
+    put(b, j, "updated_at", jtime(inc->updated_at_ms));
+    if (str(inc->resolution_code)[0] != '\0' ||
+        str(inc->resolution_notes)[0] != '\0') {
+        res = json_object();
+        put(b, res, "code", jstr(inc->resolution_code));
+        put(b, res, "notes", jstr(inc->resolution_notes));
+    } else {
+        res = json_null();
+    }
+    put(b, j, "resolution", res);
+    put(b, j, "last_public_update", jstr_or_null(inc->last_public_update));
+    put(b, j, "last_public_update_at", jtime(inc->last_public_update_at_ms));
+    put(b, j, "reopen_count", juint(inc->reopen_count));
+    put(b, j, "events_count", juint(inc->events_count));
+    if (!summary && inc->n_timeline > 0)
+        put(b, j, "timeline", timeline_json(b, inc));
+    return j;
+}
+
+/* Drops j and returns NULL if any part of it failed. */
+static json_t *
+finish(struct jb *b, json_t *j)
+{
+    if (b->failed || j == NULL) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+json_t *
+render_incident_json(const Im__Incident *inc, int summary)
+{
+    struct jb b = {0};
+    return finish(&b, incident_json(&b, inc, summary));
+}
+
+json_t *
+render_list_json(const Im__IncidentList *list)
+{
+    struct jb b = {0};
+    json_t *j = json_object(), *items = json_array();
+
+    for (size_t i = 0; list != NULL && i < list->n_items; i++)
+        append(&b, items, incident_json(&b, list->items[i], 1));
+    put(&b, j, "items", items);
+    put(&b, j, "matched", juint(list != NULL ? list->matched : 0));
+    return finish(&b, j);
+}
+
+static json_t *
+service_stats_json(struct jb *b, const Im__ServiceStats *s, int named)
+{
+    json_t *j = json_object();
+
+    if (named)
+        put(b, j, "service", jstr(s->service));
+    put(b, j, "total", juint(s->total));
+    put(b, j, "open", juint(s->open));
+    put(b, j, "major", juint(s->major));
+    put(b, j, "mtta_ms", s->mtta_count ? juint(s->mtta_ms) : json_null());
+    put(b, j, "mtta_count", juint(s->mtta_count));
+    put(b, j, "mttr_ms", s->mttr_count ? juint(s->mttr_ms) : json_null());
+    put(b, j, "mttr_count", juint(s->mttr_count));
+    return j;
+}
+
+json_t *
+render_stats_json(const Im__StatsReply *st)
+{
+    struct jb b = {0};
+    json_t *j = json_object(), *states = json_object(), *prios = json_object(),
+           *svcs = json_array();
+    Im__ServiceStats none = IM__SERVICE_STATS__INIT;
+
+    put(&b, j, "since", jtime(st->since_ms));
+    put(&b, j, "total", juint(st->total));
+    for (size_t i = 0; i < st->n_by_state; i++)
+        put(&b, states, str(st->by_state[i]->key),
+            juint(st->by_state[i]->count));
+    put(&b, j, "by_state", states);
+    for (size_t i = 0; i < st->n_by_priority; i++)
+        put(&b, prios, str(st->by_priority[i]->key),
+            juint(st->by_priority[i]->count));
+    put(&b, j, "by_priority", prios);
+    put(&b, j, "reopened", juint(st->reopened));
+    put(&b, j, "overall",
+        service_stats_json(&b, st->overall ? st->overall : &none, 0));
+    for (size_t i = 0; i < st->n_by_service; i++)
+        append(&b, svcs, service_stats_json(&b, st->by_service[i], 1));
+    put(&b, j, "services", svcs);
+    return finish(&b, j);
+}
+
+json_t *
+render_ping_json(const Im__PingReply *p, int64_t skew_ms,
+                 uint64_t round_trip_ms)
+{
+    struct jb b = {0};
+    json_t *j = json_object();
+
+    put(&b, j, "site", jstr(p->site));
+    put(&b, j, "operator", jstr(p->operator_));
+    put(&b, j, "role", jstr(p->role));
+    put(&b, j, "node_version", jstr(p->node_version));
+    put(&b, j, "node_time", jtime(p->now_ms));
+    put(&b, j, "clock_skew_ms", json_integer(skew_ms));
+    put(&b, j, "round_trip_ms", juint(round_trip_ms));
+    return finish(&b, j);
+}
+
+int
+render_json_print(FILE *out, json_t *j, struct im_err *e)
+{
+    int rv;
+
+    if (j == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory while building JSON");
+    rv = json_dumpf(j, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (rv != 0 || fputc('\n', out) == EOF)
+        return im_errf(e, IM_EIO, "write JSON to stdout failed");
+    return 0;
+}
+
+/* ---- people ------------------------------------------------------------ */
+
+/* Display columns of a UTF-8 string: one per code point. Wide (CJK) and
+ * combining characters are rare in incident fields; tables stay aligned
+ * for everything else. */
+static size_t
+columns(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void
+pad(FILE *out, const char *s, size_t width)
+{
+    size_t used = columns(s);
+    fputs(s, out);
+    for (; used < width; used++)
+        fputc(' ', out);
+}
+
+static const char *
+or_dash(const char *s)
+{
+    return str(s)[0] != '\0' ? s : "-";
+}
+
+/* Multi-line text with every line after the first indented, so that a
+ * note with paragraphs stays inside its block. */
+static void
+print_indented(FILE *out, const char *text, const char *indent)
+{
+    for (const char *p = str(text); *p; p++) {
+        fputc(*p, out);
+        if (*p == '\n' && p[1] != '\0')
+            fputs(indent, out);
+    }
+}
+
+static void
+field_time(FILE *out, const char *label, uint64_t ms, uint64_t now_ms)
+{
+    char t[RENDER_TIME_MAX], ago[32];
+
+    if (ms == 0)
+        return;
+    render_time(ms, "-", t);
+    if (now_ms >= ms) {
+        clock_fmt_duration(now_ms - ms, ago);
+        fprintf(out, "%-14s%s (%s ago)\n", label, t, ago);
+    } else {
+        fprintf(out, "%-14s%s\n", label, t);
+    }
+}
+
+static void
+timeline_text(FILE *out, const Im__Incident *inc)
+{
+    size_t site_w = 4, actor_w = 5, kind_w = 4;
+
+    for (size_t i = 0; i < inc->n_timeline; i++) {
+        const Im__TimelineEntry *t = inc->timeline[i];
+        if (columns(str(t->site)) > site_w)
+            site_w = columns(str(t->site));
+        if (columns(str(t->actor)) > actor_w)
+            actor_w = columns(str(t->actor));
+        if (columns(str(t->kind)) > kind_w)
+            kind_w = columns(str(t->kind));
+    }
+    fprintf(out, "\nTimeline (%zu events):\n", inc->n_timeline);
+    for (size_t i = 0; i < inc->n_timeline; i++) {
+        const Im__TimelineEntry *t = inc->timeline[i];
+        char at[RENDER_TIME_MAX];
+        render_time(t->at_ms, "-", at);
+        fprintf(out, "  %-24s  ", at);
+        pad(out, str(t->site), site_w + 2);
+        pad(out, str(t->actor), actor_w + 2);
+        pad(out, str(t->kind), kind_w + 2);
+        if (t->refused)
+            fputs("REFUSED ", out);
+        print_indented(out, render_timeline_body(t), "      ");
+        if (t->refused)
+            fprintf(out, " (refused: %s)", or_dash(t->refused_reason));
+        fputc('\n', out);
+    }
+}
+
+void
+render_incident_text(FILE *out, const Im__Incident *inc, uint64_t now_ms)
+{
+    const Im__Roles *r = inc->roles;
+    const Im__Owner *o = inc->owner;
+
+    fprintf(out, "%s  %s  %s%s\n", str(inc->id),
+            render_priority_name(inc->priority),
+            incident_state_name(inc->state), inc->major ? "  MAJOR" : "");
+    fprintf(out, "%-14s%s\n", "title:", str(inc->title));
+    fprintf(out, "%-14s%s\n", "service:", or_dash(inc->service));
+    if (str(inc->category)[0] != '\0')
+        fprintf(out, "%-14s%s%s%s\n", "category:", inc->category,
+                str(inc->subcategory)[0] ? "/" : "", str(inc->subcategory));
+    fprintf(out, "%-14simpact %s, urgency %s, priority %s%s\n",
+            "priority:", incident_level_name(inc->impact),
+            incident_level_name(inc->urgency),
+            render_priority_name(inc->priority),
+            inc->declared_major ? " (declared major)" : "");
+    fprintf(out, "%-14s%s\n", "state:", incident_state_name(inc->state));
+    if (o != NULL && str(o->site)[0] != '\0')
+        fprintf(out, "%-14s%s%s%s%s\n", "owner:", o->site,
+                str(o->manager)[0] ? ", manager " : "", str(o->manager),
+                o->provisional ? " (provisional)" : "");
+    fprintf(out, "%-14s%s\n", "origin:", or_dash(inc->origin_site));
+    fprintf(out, "%-14s%s\n", "assignee:", or_dash(inc->assignee));
+    if (r != NULL) {
+        fprintf(out, "%-14smanager %s, commander %s, comms %s, ops %s\n",
+                "roles:", or_dash(r->manager), or_dash(r->commander),
+                or_dash(r->comms), or_dash(r->ops));
+        if (r->n_smes > 0) {
+            fprintf(out, "%-14s", "smes:");
+            for (size_t i = 0; i < r->n_smes; i++)
+                fprintf(out, "%s%s", i ? ", " : "", str(r->smes[i]));
+            fputc('\n', out);
+        }
+    }
+    field_time(out, "opened:", inc->opened_at_ms, now_ms);
+    field_time(out, "acknowledged:", inc->acknowledged_at_ms, now_ms);
+    field_time(out, "resolved:", inc->resolved_at_ms, now_ms);
+    field_time(out, "closed:", inc->closed_at_ms, now_ms);
+    field_time(out, "cancelled:", inc->cancelled_at_ms, now_ms);
+    field_time(out, "updated:", inc->updated_at_ms, now_ms);
+    if (str(inc->resolution_code)[0] != '\0') {
+        fprintf(out, "%-14s%s: ", "resolution:", inc->resolution_code);
+        print_indented(out, str(inc->resolution_notes), "              ");
+        fputc('\n', out);
+    }
+    if (str(inc->last_public_update)[0] != '\0') {
+        fprintf(out, "%-14s", "public:");
+        print_indented(out, inc->last_public_update, "              ");
+        fputc('\n', out);
+    }
+    if (inc->reopen_count > 0)
+        fprintf(out, "%-14s%" PRIu32 " time%s\n",
+                "reopened:", inc->reopen_count,
+                inc->reopen_count == 1 ? "" : "s");
+    fprintf(out, "%-14s%" PRIu32 "\n", "events:", inc->events_count);
+    if (str(inc->description)[0] != '\0') {
+        fputs("\nDescription:\n  ", out);
+        print_indented(out, inc->description, "  ");
+        fputc('\n', out);
+    }
+    if (inc->n_timeline > 0)
+        timeline_text(out, inc);
+}
+
+/* One list row's cells, formatted once so the widths can be measured. */
+enum {
+    COL_ID,
+    COL_P,
+    COL_STATE,
+    COL_MAJOR,
+    COL_SERVICE,
+    COL_OWNER,
+    COL_AGE,
+    COL_TITLE,
+    COLS
+};
+
+static void
+row_cells(const Im__Incident *inc, uint64_t now_ms,
+          char cells[COLS][PERSON_MAX + SITE_CODE_MAX + 8],
+          const char *ptrs[COLS])
+{
+    const Im__Owner *o = inc->owner;
+    size_t cell = PERSON_MAX + SITE_CODE_MAX + 8;
+
+    snprintf(cells[COL_ID], cell, "%s", str(inc->id));
+    snprintf(cells[COL_P], cell, "%s", render_priority_name(inc->priority));
+    snprintf(cells[COL_STATE], cell, "%s", incident_state_name(inc->state));
+    snprintf(cells[COL_MAJOR], cell, "%s", inc->major ? "yes" : "-");
+    snprintf(cells[COL_SERVICE], cell, "%s", or_dash(inc->service));
+    if (o != NULL && str(o->site)[0] != '\0')
+        snprintf(cells[COL_OWNER], cell, "%s%s%s", o->site,
+                 str(o->manager)[0] ? "/" : "", str(o->manager));
+    else
+        snprintf(cells[COL_OWNER], cell, "%s", or_dash(inc->origin_site));
+    if (inc->opened_at_ms != 0 && now_ms >= inc->opened_at_ms)
+        clock_fmt_duration(now_ms - inc->opened_at_ms, cells[COL_AGE]);
+    else
+        snprintf(cells[COL_AGE], cell, "-");
+    cells[COL_TITLE][0] = '\0'; /* printed from the message: up to TITLE_MAX */
+    for (int c = 0; c < COLS; c++)
+        ptrs[c] = cells[c];
+    ptrs[COL_TITLE] = str(inc->title);
+}
+
+void
+render_list_text(FILE *out, const Im__IncidentList *list, uint64_t now_ms)
+{
+    static const char *const heads[COLS] = {
+        "ID", "P", "STATE", "MAJOR", "SERVICE", "OWNER", "AGE", "TITLE"};
+    char cells[COLS][PERSON_MAX + SITE_CODE_MAX + 8];
+    const char *ptrs[COLS];
+    size_t width[COLS];
+    size_t n = list != NULL ? list->n_items : 0;
+
+    if (n == 0) {
+        fprintf(out, "no incidents match (%" PRIu32 " in all)\n",
+                list != NULL ? list->matched : 0);
+        return;
+    }
+    for (int c = 0; c < COLS; c++)
+        width[c] = strlen(heads[c]);
+    for (size_t i = 0; i < n; i++) {
+        row_cells(list->items[i], now_ms, cells, ptrs);
+        for (int c = 0; c < COLS; c++)
+            if (columns(ptrs[c]) > width[c])
+                width[c] = columns(ptrs[c]);
+    }
+    for (int c = 0; c < COLS; c++) {
+        if (c == COLS - 1)
+            fprintf(out, "%s\n", heads[c]);
+        else
+            pad(out, heads[c], width[c] + 2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        row_cells(list->items[i], now_ms, cells, ptrs);
+        for (int c = 0; c < COLS - 1; c++)
+            pad(out, ptrs[c], width[c] + 2);
+        fprintf(out, "%s\n", ptrs[COLS - 1]);
+    }
+    if (list->matched > n)
+        fprintf(out, "%zu of %" PRIu32 " shown (use --limit N or filters)\n", n,
+                list->matched);
+}
+
+static void
+mean(uint64_t ms, uint64_t count, char out[32])
+{
+    if (count == 0)
+        snprintf(out, 32, "-");
+    else
+        clock_fmt_duration(ms, out);
+}
+
+void
+render_stats_text(FILE *out, const Im__StatsReply *st)
+{
+    const Im__ServiceStats *all = st->overall;
+    char since[RENDER_TIME_MAX], tta[32], ttr[32];
+    size_t svc_w = strlen("SERVICE");
+
+    render_time(st->since_ms, "", since);
+    if (st->since_ms != 0)
+        fprintf(out, "incidents opened since %s: %" PRIu64 "\n", since,
+                st->total);
+    else
+        fprintf(out, "incidents: %" PRIu64 "\n", st->total);
+    fputs("by state:    ", out);
+    for (size_t i = 0; i < st->n_by_state; i++)
+        fprintf(out, "%s%s %" PRIu64, i ? ", " : "", str(st->by_state[i]->key),
+                st->by_state[i]->count);
+    fputs("\nby priority:", out);
+    for (size_t i = 0; i < st->n_by_priority; i++)
+        fprintf(out, "%s%s %" PRIu64, i ? ", " : " ",
+                str(st->by_priority[i]->key), st->by_priority[i]->count);
+    fprintf(out, "\nreopened:    %" PRIu64 "\n", st->reopened);
+    if (all != NULL) {
+        mean(all->mtta_ms, all->mtta_count, tta);
+        mean(all->mttr_ms, all->mttr_count, ttr);
+        fprintf(out,
+                "MTTA:        %s (%" PRIu64 " acknowledged)\n"
+                "MTTR:        %s (%" PRIu64 " resolved)\n",
+                tta, all->mtta_count, ttr, all->mttr_count);
+    }
+    if (st->n_by_service == 0)
+        return;
+    for (size_t i = 0; i < st->n_by_service; i++)
+        if (columns(str(st->by_service[i]->service)) > svc_w)
+            svc_w = columns(str(st->by_service[i]->service));
+    fputc('\n', out);
+    pad(out, "SERVICE", svc_w + 2);
+    fprintf(out, "%6s %6s %6s  %-10s %s\n", "TOTAL", "OPEN", "MAJOR", "MTTA",
+            "MTTR");
+    for (size_t i = 0; i < st->n_by_service; i++) {
+        const Im__ServiceStats *s = st->by_service[i];
+        mean(s->mtta_ms, s->mtta_count, tta);
+        mean(s->mttr_ms, s->mttr_count, ttr);
+        pad(out, str(s->service), svc_w + 2);
+        fprintf(out, "%6" PRIu64 " %6" PRIu64 " %6" PRIu64 "  %-10s %s\n",
+                s->total, s->open, s->major, tta, ttr);
+    }
+}
+
+void
+render_ping_text(FILE *out, const Im__PingReply *p, int64_t skew_ms,
+                 uint64_t round_trip_ms)
+{
+    char t[RENDER_TIME_MAX];
+    uint64_t abs_skew = skew_ms < 0 ? (uint64_t)-skew_ms : (uint64_t)skew_ms;
+
+    render_time(p->now_ms, "-", t);
+    fprintf(out, "site:          %s\n", or_dash(p->site));
+    fprintf(out, "operator:      %s\n", or_dash(p->operator_));
+    fprintf(out, "role:          %s\n", or_dash(p->role));
+    fprintf(out, "node version:  %s\n", or_dash(p->node_version));
+    fprintf(out, "node time:     %s\n", t);
+    fprintf(out, "clock skew:    %s%" PRIu64 " ms (%s)\n",
+            skew_ms < 0 ? "-" : "+", abs_skew,
+            skew_ms == 0  ? "in step"
+            : skew_ms > 0 ? "node ahead of this host"
+                          : "node behind this host");
+    fprintf(out, "round trip:    %" PRIu64 " ms\n", round_trip_ms);
+}

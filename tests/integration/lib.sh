@@ -1,0 +1,115 @@
+# lib.sh: helpers for the integration suites; source it after setting TMP.
+#
+#   run CMD...                  RC, OUT, ERR of CMD, without tripping set -e
+#   expect NAME CODE TEXT CMD...  exit status CODE and TEXT (a fixed string)
+#                               in stderr (CODE != 0) or stdout (CODE 0)
+#   check NAME CMD...           passes if CMD succeeds
+#   jq_check NAME JSON [JQ-ARGS...] FILTER  passes if FILTER is true of JSON
+#   node_start DIR SITE         a dev imnode on a free loopback port
+#   node_stop                   SIGTERM, then wait
+#   summary NAME                "NAME: N passed, N failed"; status 1 if any failed
+#
+# Every helper returns 0 whatever the outcome, so that a suite under
+# `set -e` counts failures instead of stopping at the first one.
+
+BIN=${BIN:-bin}
+pass=0
+fail=0
+NODE_PID=
+PORT=
+
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $*"
+}
+
+run() {
+    RC=0
+    "$@" >"$TMP/run.out" 2>"$TMP/run.err" || RC=$?
+    OUT=$(cat "$TMP/run.out")
+    ERR=$(cat "$TMP/run.err")
+    return 0
+}
+
+expect() {
+    local name=$1 code=$2 text=$3
+    shift 3
+    run "$@"
+    if [ "$RC" -ne "$code" ]; then
+        bad "$name: exit $RC, want $code; stderr: ${ERR:0:400}; stdout: ${OUT:0:200}"
+    elif [ "$code" -ne 0 ] && [[ $ERR != *"$text"* ]]; then
+        bad "$name: stderr lacks '$text': ${ERR:0:400}"
+    elif [ "$code" -ne 0 ] && [[ $ERR != "imctl: "* && $ERR != "imnode"* ]]; then
+        bad "$name: stderr does not start with the program name: ${ERR:0:200}"
+    elif [ "$code" -eq 0 ] && [[ $OUT != *"$text"* ]]; then
+        bad "$name: stdout lacks '$text': ${OUT:0:400}"
+    else
+        ok
+    fi
+    return 0
+}
+
+check() {
+    local name=$1
+    shift
+    if "$@" >/dev/null 2>&1; then ok; else bad "$name"; fi
+    return 0
+}
+
+jq_check() {
+    local name=$1 json=$2
+    shift 2
+    # jq -e succeeds on empty input: a command that printed nothing must
+    # not pass.
+    if [ -n "$json" ] && jq -e "$@" >/dev/null 2>&1 <<<"$json"; then
+        ok
+    else
+        bad "$name: not (${*: -1}) in: ${json:0:600}"
+    fi
+    return 0
+}
+
+# Tries random ports in 20000..39999 until one binds; the node exits at
+# once when its port is taken, which is how a busy port shows.
+node_start() {
+    local dir=$1 site=$2 attempt i
+    for attempt in $(seq 20); do
+        PORT=$((20000 + RANDOM % 20000))
+        rm -f "$dir/env"
+        "$BIN/imnode" --dev --data "$dir" --site "$site" \
+            --listen "tcp://127.0.0.1:$PORT" >>"$dir.log" 2>&1 &
+        NODE_PID=$!
+        for i in $(seq 150); do # 15 s: a node under ASan starts slowly
+            kill -0 "$NODE_PID" 2>/dev/null || break
+            if [ -f "$dir/env" ]; then
+                # shellcheck disable=SC1091
+                . "$dir/env"
+                if "$BIN/imctl" ping >/dev/null 2>&1; then
+                    return 0
+                fi
+            fi
+            sleep 0.1
+        done
+        kill -9 "$NODE_PID" 2>/dev/null || true
+        wait "$NODE_PID" 2>/dev/null || true
+        NODE_PID=
+    done
+    echo "cannot start imnode after 20 attempts; log:"
+    tail -n 20 "$dir.log"
+    return 1
+}
+
+node_stop() {
+    if [ -n "$NODE_PID" ]; then
+        kill -TERM "$NODE_PID" 2>/dev/null || true
+        wait "$NODE_PID" 2>/dev/null || true
+        NODE_PID=
+    fi
+    return 0
+}
+
+summary() {
+    echo "$1: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+}
