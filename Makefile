@@ -36,9 +36,9 @@ LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
-UNIT_TESTS := test_err test_hlc test_clock test_keys test_config test_incident \
+UNIT_TESTS := test_incident \
               test_store test_text test_api
-TOOLS    := imload bench_lmdb
+TOOLS    :=
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)

@@ -64,6 +64,8 @@ buf_reserve(struct buf *b, size_t more)
 static void
 buf_put(struct buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* an empty list has no buffer: memcpy(NULL, ...) is UB */
     buf_reserve(b, n);
     if (b->failed)
         return;
