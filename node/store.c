@@ -514,12 +514,32 @@ note_appended(struct store_txn *t, const char *origin)
     return 0;
 }
 
-static void
-checkpoint_message(uint8_t out[EVENT_KEY + STORE_HASH_BYTES],
-                   const char *origin, const struct store_head *h)
+void
+store_checkpoint_message(uint8_t out[STORE_CKPT_MSG_BYTES], const char *origin,
+                         uint64_t seq, const uint8_t hash[STORE_HASH_BYTES])
 {
-    event_key(out, origin, h->seq);
-    memcpy(out + EVENT_KEY, h->hash, STORE_HASH_BYTES);
+    event_key(out, origin, seq);
+    memcpy(out + EVENT_KEY, hash, STORE_HASH_BYTES);
+}
+
+static void
+checkpoint_message(uint8_t out[STORE_CKPT_MSG_BYTES], const char *origin,
+                   const struct store_head *h)
+{
+    store_checkpoint_message(out, origin, h->seq, h->hash);
+}
+
+static int
+checkpoint_sign_put(struct store_txn *t, const struct im_key *site_key,
+                    uint64_t seq, const uint8_t hash[STORE_HASH_BYTES])
+{
+    uint8_t msg[STORE_CKPT_MSG_BYTES], sig[KEY_SIG_BYTES], kb[EVENT_KEY];
+    MDB_val k = {EVENT_KEY, kb}, v = {KEY_SIG_BYTES, sig};
+
+    store_checkpoint_message(msg, t->s->site, seq, hash);
+    key_sign(site_key, KEY_CTX_CHECKPOINT, msg, sizeof msg, sig);
+    event_key(kb, t->s->site, seq);
+    return mdb_put(t->txn, t->s->checkpoints, &k, &v, 0);
 }
 
 int
@@ -529,14 +549,12 @@ store_commit(struct store_txn *t, const struct im_key *site_key,
     struct store *s = t->s;
     int rv;
 
-    /* One signature per origin per commit (DESIGN.md §4): receivers verify
-     * the chain links by hashing and the head by this signature. Only our
-     * own site's head is ours to sign. */
+    /* One signature per commit (DESIGN.md §4), plus one every
+     * STORE_CKPT_EVERY events of a long commit: receivers verify the chain
+     * links by hashing and a range by one signature. Only our own site's
+     * head is ours to sign. */
     for (int i = 0; i < t->appended_count; i++) {
-        uint8_t msg[EVENT_KEY + STORE_HASH_BYTES], sig[KEY_SIG_BYTES];
-        uint8_t kb[EVENT_KEY];
         struct store_head h;
-        MDB_val k = {EVENT_KEY, kb}, v = {KEY_SIG_BYTES, sig};
 
         if (strcmp(t->appended[i], s->site) != 0 || site_key == NULL)
             continue;
@@ -544,10 +562,16 @@ store_commit(struct store_txn *t, const struct im_key *site_key,
             store_abort(t);
             return im_errf(e, rv, "commit: read head");
         }
-        checkpoint_message(msg, s->site, &h);
-        key_sign(site_key, KEY_CTX_CHECKPOINT, msg, sizeof msg, sig);
-        event_key(kb, s->site, h.seq);
-        if ((rv = mdb_put(t->txn, s->checkpoints, &k, &v, 0)) != 0) {
+        for (int m = 0; m < t->mid_count; m++) {
+            if (t->mid[m].seq >= h.seq)
+                continue;
+            if ((rv = checkpoint_sign_put(t, site_key, t->mid[m].seq,
+                                          t->mid[m].hash)) != 0) {
+                store_abort(t);
+                return from_mdb(s, rv, e, "commit: checkpoint");
+            }
+        }
+        if ((rv = checkpoint_sign_put(t, site_key, h.seq, h.hash)) != 0) {
             store_abort(t);
             return from_mdb(s, rv, e, "commit: checkpoint");
         }
@@ -696,6 +720,16 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
     crypto_generichash(head.hash, STORE_HASH_BYTES, v.mv_data, size, NULL, 0);
     head.seq = ev->seq;
     head.hlc = ev->hlc;
+    if (head.seq % STORE_CKPT_EVERY == 0) {
+        if (t->mid_count == STORE_CKPT_MID_MAX) {
+            rv = im_errf(e, IM_ETOOBIG, "more than %d events in one commit",
+                         COMMIT_BATCH_OPS_MAX);
+            goto out;
+        }
+        t->mid[t->mid_count].seq = head.seq;
+        memcpy(t->mid[t->mid_count].hash, head.hash, STORE_HASH_BYTES);
+        t->mid_count++;
+    }
     if ((rv = head_put(t->txn, s, s->site, &head)) != 0) {
         rv = from_mdb(s, rv, e, "advance chain head");
         goto out;
@@ -716,6 +750,261 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
         rv = im_errf(e, rv, "too many origins in one transaction");
 out:
     free(old);
+    return rv;
+}
+
+/* ---- replication: remote events, checkpoints, vectors ---- */
+
+/* Re-folds incident id from every event stored for it (the new one
+ * included) and writes the record if the fold opened it. */
+static int
+refold_stored(struct store_txn *t, const char *id, const Im__Event *ev,
+              const struct incident *old, struct incident *inc, int *refused,
+              struct im_err *e)
+{
+    Im__Event **events = NULL;
+    struct fold_outcome *outcomes;
+    size_t n = 0;
+    int rv;
+
+    if ((rv = store_incident_events(t->txn, t->s, id, &events, &n, e)) != 0)
+        return rv;
+    outcomes = malloc(n * sizeof *outcomes);
+    if (outcomes == NULL) {
+        store_events_free(events, n);
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    }
+    incident_fold(inc, (const Im__Event **)events, n, outcomes);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(outcomes[i].event->origin, ev->origin) == 0 &&
+            outcomes[i].event->seq == ev->seq)
+            *refused = outcomes[i].code != 0;
+    free(outcomes);
+    store_events_free(events, n);
+    /* No accepted "opened" yet (it is still on its way from its origin):
+     * the incident has events but no state until it arrives. */
+    if (inc->id[0] == '\0')
+        return 0;
+    if ((rv = incident_put(t->txn, t->s, old->id[0] ? old : NULL, inc)) != 0)
+        return from_mdb(t->s, rv, e, "write incident");
+    return 0;
+}
+
+int
+store_append_remote(struct store_txn *t, const Im__Event *ev,
+                    const uint8_t *bytes, size_t size,
+                    const uint8_t hash[STORE_HASH_BYTES], int *refused,
+                    struct im_err *e)
+{
+    struct store *s = t->s;
+    static const uint8_t zero_hash[STORE_HASH_BYTES];
+    struct incident *old = NULL, *inc = NULL;
+    struct store_head head;
+    uint8_t ekey[EVENT_KEY], ikey[INC_EV_KEY_MAX];
+    struct im_err ee = {0};
+    MDB_val k, v;
+    int rv;
+
+    *refused = 0;
+    if ((rv = store_head_get(t->txn, s, ev->origin, &head)) != 0)
+        return im_errf(e, rv, "read chain head of %s", ev->origin);
+    if (ev->seq != head.seq + 1)
+        return im_errf(e, IM_EPROTO, "event %s/%llu does not follow head %llu",
+                       ev->origin, (unsigned long long)ev->seq,
+                       (unsigned long long)head.seq);
+    if (ev->prev_hash.len != STORE_HASH_BYTES ||
+        memcmp(ev->prev_hash.data, head.seq ? head.hash : zero_hash,
+               STORE_HASH_BYTES) != 0)
+        return im_errf(e, IM_EPROTO,
+                       "event %s/%llu does not link to the stored chain",
+                       ev->origin, (unsigned long long)ev->seq);
+    if (strcmp(ev->origin, s->site) == 0)
+        return im_errf(e, IM_EPROTO, "event %s/%llu claims to be ours",
+                       ev->origin, (unsigned long long)ev->seq);
+
+    event_key(ekey, ev->origin, ev->seq);
+    k.mv_data = ekey;
+    k.mv_size = EVENT_KEY;
+    v.mv_data = (void *)bytes;
+    v.mv_size = size;
+    if ((rv = mdb_put(t->txn, s->events, &k, &v, MDB_NOOVERWRITE)) != 0)
+        return from_mdb(s, rv, e, "append remote event");
+    memcpy(head.hash, hash, STORE_HASH_BYTES);
+    head.seq = ev->seq;
+    head.hlc = ev->hlc;
+    if ((rv = head_put(t->txn, s, ev->origin, &head)) != 0)
+        return from_mdb(s, rv, e, "advance chain head");
+    k.mv_data = ikey;
+    k.mv_size = inc_ev_key(ikey, ev->incident, ev->hlc, ev->origin, ev->seq);
+    v.mv_data = NULL;
+    v.mv_size = 0;
+    if ((rv = mdb_put(t->txn, s->inc_events, &k, &v, 0)) != 0)
+        return from_mdb(s, rv, e, "index event");
+
+    old = malloc(sizeof *old);
+    inc = malloc(sizeof *inc);
+    if (old == NULL || inc == NULL) {
+        rv = im_errf(e, IM_ENOMEM, "out of memory");
+        goto out;
+    }
+    memset(old, 0, sizeof *old);
+    rv = store_incident_get(t->txn, s, ev->incident, old, &ee);
+    if (rv == 0 && incident_event_after_last(old, ev)) {
+        memcpy(inc, old, sizeof *inc);
+        *refused = incident_apply(inc, ev, &ee) != 0;
+        if ((rv = incident_put(t->txn, s, old, inc)) != 0)
+            rv = from_mdb(s, rv, e, "write incident");
+    } else if (rv == 0 || rv == IM_ENOTFOUND) {
+        /* Late, or the first we hear of this incident: fold everything we
+         * hold of it (usually just this event). */
+        if (rv == IM_ENOTFOUND)
+            memset(old, 0, sizeof *old);
+        rv = refold_stored(t, ev->incident, ev, old, inc, refused, e);
+    } else {
+        rv = im_errf(e, rv, "%s", im_errmsg(&ee));
+    }
+out:
+    free(old);
+    free(inc);
+    return rv;
+}
+
+int
+store_checkpoint_put(struct store_txn *t, const char *origin, uint64_t seq,
+                     const uint8_t sig[KEY_SIG_BYTES], struct im_err *e)
+{
+    uint8_t kb[EVENT_KEY];
+    MDB_val k = {EVENT_KEY, kb}, v = {KEY_SIG_BYTES, (void *)sig};
+    int rv;
+
+    event_key(kb, origin, seq);
+    if ((rv = mdb_put(t->txn, t->s->checkpoints, &k, &v, 0)) != 0)
+        return from_mdb(t->s, rv, e, "store checkpoint");
+    return 0;
+}
+
+int
+store_checkpoint_get(MDB_txn *txn, struct store *s, const char *origin,
+                     uint64_t seq, uint8_t sig[KEY_SIG_BYTES])
+{
+    uint8_t kb[EVENT_KEY];
+    MDB_val k = {EVENT_KEY, kb}, v;
+    int rv;
+
+    event_key(kb, origin, seq);
+    if ((rv = mdb_get(txn, s->checkpoints, &k, &v)) != 0)
+        return rv == MDB_NOTFOUND ? IM_ENOTFOUND : from_mdb(s, rv, NULL, "");
+    if (v.mv_size != KEY_SIG_BYTES)
+        return IM_ECORRUPT;
+    memcpy(sig, v.mv_data, KEY_SIG_BYTES);
+    return 0;
+}
+
+int
+store_checkpoint_last_in(MDB_txn *txn, struct store *s, const char *origin,
+                         uint64_t lo, uint64_t hi, uint64_t *seq_out)
+{
+    uint8_t kb[EVENT_KEY], okey[ORIGIN_KEY];
+    MDB_cursor *cur;
+    MDB_val k = {EVENT_KEY, kb}, v;
+    uint64_t seq;
+    int rv;
+
+    if (lo > hi)
+        return IM_ENOTFOUND;
+    if ((rv = mdb_cursor_open(txn, s->checkpoints, &cur)) != 0)
+        return from_mdb(s, rv, NULL, "");
+    origin_key(okey, origin);
+    /* The first key after (origin, hi), then one step back. */
+    event_key(kb, origin, hi == UINT64_MAX ? hi : hi + 1);
+    rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rv == 0)
+        rv = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    else if (rv == MDB_NOTFOUND)
+        rv = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rv != 0) {
+        mdb_cursor_close(cur);
+        return IM_ENOTFOUND;
+    }
+    mdb_cursor_close(cur);
+    if (k.mv_size != EVENT_KEY || memcmp(k.mv_data, okey, ORIGIN_KEY) != 0)
+        return IM_ENOTFOUND;
+    seq = get_be64((const uint8_t *)k.mv_data + ORIGIN_KEY);
+    if (seq < lo || seq > hi)
+        return IM_ENOTFOUND;
+    *seq_out = seq;
+    return 0;
+}
+
+int
+store_vector(MDB_txn *txn, struct store *s, struct store_vv *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rv;
+
+    out->count = 0;
+    if ((rv = mdb_cursor_open(txn, s->heads, &cur)) != 0)
+        return from_mdb(s, rv, NULL, "");
+    for (rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rv == 0;
+         rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct store_vv_entry *en;
+        if (out->count == SITES_MAX || k.mv_size != ORIGIN_KEY) {
+            mdb_cursor_close(cur);
+            return IM_ECORRUPT;
+        }
+        en = &out->e[out->count];
+        memcpy(en->origin, k.mv_data, ORIGIN_KEY);
+        en->origin[ORIGIN_KEY] = '\0';
+        if ((rv = store_head_get(txn, s, en->origin, &en->head)) != 0) {
+            mdb_cursor_close(cur);
+            return rv;
+        }
+        out->count++;
+    }
+    mdb_cursor_close(cur);
+    return rv == MDB_NOTFOUND ? 0 : from_mdb(s, rv, NULL, "");
+}
+
+uint64_t
+store_vv_seq(const struct store_vv *vv, const char *origin)
+{
+    for (size_t i = 0; i < vv->count; i++)
+        if (strcmp(vv->e[i].origin, origin) == 0)
+            return vv->e[i].head.seq;
+    return 0;
+}
+
+int
+store_events_visit(MDB_txn *txn, struct store *s, const char *origin,
+                   uint64_t from, uint64_t to, store_event_fn fn, void *arg)
+{
+    uint8_t kb[EVENT_KEY], okey[ORIGIN_KEY];
+    MDB_cursor *cur;
+    MDB_val k = {EVENT_KEY, kb}, v;
+    uint64_t want = from;
+    int rv;
+
+    if (from > to)
+        return 0;
+    if ((rv = mdb_cursor_open(txn, s->events, &cur)) != 0)
+        return from_mdb(s, rv, NULL, "");
+    origin_key(okey, origin);
+    event_key(kb, origin, from);
+    for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rv == 0 && want <= to;
+         rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != EVENT_KEY || memcmp(k.mv_data, okey, ORIGIN_KEY) != 0 ||
+            get_be64((const uint8_t *)k.mv_data + ORIGIN_KEY) != want) {
+            rv = IM_ECORRUPT;
+            break;
+        }
+        if ((rv = fn(arg, want, v.mv_data, v.mv_size)) != 0)
+            break;
+        want++;
+    }
+    mdb_cursor_close(cur);
+    if (rv == MDB_NOTFOUND || (rv == 0 && want > to))
+        return want > to ? 0 : IM_ECORRUPT;
     return rv;
 }
 
@@ -959,7 +1248,7 @@ check_chains(struct check_ctx *c, store_site_key_fn site_pk, void *arg)
         }
         const uint8_t *pk = site_pk ? site_pk(arg, origin) : NULL;
         if (pk != NULL && head.seq > 0) {
-            uint8_t kb[EVENT_KEY], msg[EVENT_KEY + STORE_HASH_BYTES];
+            uint8_t kb[EVENT_KEY], msg[STORE_CKPT_MSG_BYTES];
             MDB_val k = {EVENT_KEY, kb}, v;
             event_key(kb, origin, head.seq);
             checkpoint_message(msg, origin, &head);

@@ -54,9 +54,23 @@ void store_close(struct store *s);
 
 /* ---- write side: one transaction at a time ---- */
 
+/* This site's chain is also checkpointed every STORE_CKPT_EVERY events
+ * inside one commit, so that any window of REPL_RANGE_EVENTS_MAX events of
+ * any origin holds a checkpoint to end a replication range on. */
+#define STORE_CKPT_EVERY 1024
+#define STORE_CKPT_MID_MAX (COMMIT_BATCH_OPS_MAX / STORE_CKPT_EVERY + 1)
+#define STORE_CKPT_MSG_BYTES (SITE_CODE_MAX + 8 + STORE_HASH_BYTES)
+
+struct store_ckpt_mid {
+    uint64_t seq;
+    uint8_t hash[STORE_HASH_BYTES];
+};
+
 struct store_txn {
     struct store *s;
     MDB_txn *txn;
+    struct store_ckpt_mid mid[STORE_CKPT_MID_MAX];
+    int mid_count;
     /* Origins appended to in this transaction, for one checkpoint each. */
     char appended[SITES_MAX][SITE_CODE_MAX + 1];
     int appended_count;
@@ -91,6 +105,61 @@ int store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
 /* Reads this site's head inside t (for seeding the HLC after a restart). */
 int store_head_get(MDB_txn *txn, struct store *s, const char *origin,
                    struct store_head *out);
+
+/* Appends an event received from another site (replication). The caller
+ * has decoded ev from bytes (exactly as its origin stored them), checked its
+ * body and origin, hashed bytes into hash, and verified the origin's
+ * signature over a checkpoint at or after it. ev must extend the origin's
+ * chain: seq == head + 1 and prev_hash == the head's hash, else IM_EPROTO
+ * and nothing is written. The event is stored even if the fold refuses it
+ * (kept, shown as refused); *refused is set then. The incident is updated
+ * by the same fold, incrementally or by a re-fold for a late event. */
+int store_append_remote(struct store_txn *t, const Im__Event *ev,
+                        const uint8_t *bytes, size_t size,
+                        const uint8_t hash[STORE_HASH_BYTES], int *refused,
+                        struct im_err *e);
+
+/* Records a verified checkpoint signature of origin at seq. */
+int store_checkpoint_put(struct store_txn *t, const char *origin, uint64_t seq,
+                         const uint8_t sig[KEY_SIG_BYTES], struct im_err *e);
+
+/* The message an origin signs for its chain head: origin[8] seq[8] hash[32]. */
+void store_checkpoint_message(uint8_t out[STORE_CKPT_MSG_BYTES],
+                              const char *origin, uint64_t seq,
+                              const uint8_t hash[STORE_HASH_BYTES]);
+
+/* The signature of origin's checkpoint at seq: IM_ENOTFOUND if none. */
+int store_checkpoint_get(MDB_txn *txn, struct store *s, const char *origin,
+                         uint64_t seq, uint8_t sig[KEY_SIG_BYTES]);
+
+/* The highest seq in [lo, hi] with a checkpoint of origin: IM_ENOTFOUND if
+ * none. */
+int store_checkpoint_last_in(MDB_txn *txn, struct store *s, const char *origin,
+                             uint64_t lo, uint64_t hi, uint64_t *seq_out);
+
+/* The version vector: every origin this store holds events of, with its
+ * head. At most SITES_MAX entries (IM_ECORRUPT beyond). */
+struct store_vv_entry {
+    char origin[SITE_CODE_MAX + 1];
+    struct store_head head;
+};
+struct store_vv {
+    struct store_vv_entry e[SITES_MAX];
+    size_t count;
+};
+int store_vector(MDB_txn *txn, struct store *s, struct store_vv *out);
+
+/* The head seq of origin in vv; 0 if absent. */
+uint64_t store_vv_seq(const struct store_vv *vv, const char *origin);
+
+/* Visits origin's events from..to (inclusive) in seq order, as stored;
+ * bytes are LMDB's, valid until txn ends. fn returns non-zero to stop
+ * (returned as is). IM_ECORRUPT for a gap. */
+typedef int (*store_event_fn)(void *arg, uint64_t seq, const uint8_t *bytes,
+                              size_t size);
+int store_events_visit(MDB_txn *txn, struct store *s, const char *origin,
+                       uint64_t from, uint64_t to, store_event_fn fn,
+                       void *arg);
 
 /* ---- read side ---- */
 

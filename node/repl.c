@@ -1,0 +1,420 @@
+/* repl: see repl.h. */
+#include "repl.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+/* ---- version vectors ---- */
+
+void
+repl_vv_to_pb(const struct store_vv *vv, Im__Head heads[SITES_MAX],
+              Im__Head *ptrs[SITES_MAX], size_t *count_out)
+{
+    for (size_t i = 0; i < vv->count; i++) {
+        im__head__init(&heads[i]);
+        heads[i].origin = (char *)vv->e[i].origin;
+        heads[i].seq = vv->e[i].head.seq;
+        ptrs[i] = &heads[i];
+    }
+    *count_out = vv->count;
+}
+
+int
+repl_vv_from_pb(struct store_vv *vv, Im__Head **heads, size_t count,
+                struct im_err *e)
+{
+    memset(vv, 0, sizeof *vv);
+    if (count > SITES_MAX)
+        return im_errf(e, IM_EPROTO, "version vector of %zu origins exceeds %d",
+                       count, SITES_MAX);
+    for (size_t i = 0; i < count; i++) {
+        const char *o = heads[i]->origin;
+        if (o == NULL || config_check_site_code(o) != 0)
+            return im_errf(e, IM_EPROTO, "version vector names an invalid origin");
+        for (size_t j = 0; j < vv->count; j++)
+            if (strcmp(vv->e[j].origin, o) == 0)
+                return im_errf(e, IM_EPROTO, "version vector names %s twice", o);
+        snprintf(vv->e[vv->count].origin, sizeof vv->e[0].origin, "%s", o);
+        vv->e[vv->count].head.seq = heads[i]->seq;
+        vv->count++;
+    }
+    return 0;
+}
+
+uint64_t
+repl_vv_lacking(const struct store_vv *ours, const struct store_vv *theirs)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < ours->count; i++) {
+        uint64_t t = store_vv_seq(theirs, ours->e[i].origin);
+        if (ours->e[i].head.seq > t)
+            n += ours->e[i].head.seq - t;
+    }
+    return n;
+}
+
+/* ---- building ---- */
+
+struct collect {
+    struct repl_batch *b;
+    size_t budget, bytes;
+    uint64_t last_seq;
+    int failed;
+};
+
+static int
+collect_event(void *arg, uint64_t seq, const uint8_t *bytes, size_t size)
+{
+    struct collect *c = arg;
+    struct repl_batch *b = c->b;
+
+    if (c->budget != 0 && c->bytes >= c->budget)
+        return 1; /* stop: this origin's share is used */
+    if (b->events_count == b->events_cap) {
+        size_t cap = b->events_cap ? 2 * b->events_cap : 1024;
+        ProtobufCBinaryData *ev = realloc(b->events, cap * sizeof *ev);
+        if (ev == NULL) {
+            c->failed = 1;
+            return IM_ENOMEM;
+        }
+        b->events = ev;
+        b->events_cap = cap;
+    }
+    b->events[b->events_count].data = (uint8_t *)bytes;
+    b->events[b->events_count].len = size;
+    b->events_count++;
+    c->bytes += size;
+    c->last_seq = seq;
+    return 0;
+}
+
+void
+repl_batch_free(struct repl_batch *b)
+{
+    free(b->ranges);
+    free(b->range_ptrs);
+    free(b->ckpts);
+    free(b->events);
+    free(b->hashes);
+    free(b->sigs);
+    free(b->origins);
+    memset(b, 0, sizeof *b);
+}
+
+/* Appends origin's range from..(up to a checkpoint) to b. *left: events of
+ * this origin still lacking after it. */
+static int
+build_range(MDB_txn *txn, struct store *s, const char *origin, uint64_t from,
+            uint64_t head, size_t budget, struct repl_batch *b, uint64_t *left,
+            struct im_err *e)
+{
+    uint64_t hi = head, end;
+    size_t first = b->events_count, i = b->ranges_count;
+    struct collect c = {.b = b, .budget = budget};
+    int rv;
+
+    if (hi - from + 1 > REPL_RANGE_EVENTS_MAX)
+        hi = from + REPL_RANGE_EVENTS_MAX - 1;
+    rv = store_events_visit(txn, s, origin, from, hi, collect_event, &c);
+    if (rv < 0 || c.failed)
+        return im_errf(e, rv < 0 ? rv : IM_ENOMEM, "read events of %s from %llu",
+                       origin, (unsigned long long)from);
+    /* End on the last checkpoint within what the budget took; if there is
+     * none, on the last within the window (a range may pass the budget to
+     * reach one, never the window). */
+    if (store_checkpoint_last_in(txn, s, origin, from, c.last_seq, &end) != 0) {
+        if (store_checkpoint_last_in(txn, s, origin, from, hi, &end) != 0) {
+            b->events_count = first;
+            return im_errf(e, IM_ECORRUPT,
+                           "origin %s has no checkpoint in %llu..%llu", origin,
+                           (unsigned long long)from, (unsigned long long)hi);
+        }
+        c.budget = 0;
+        rv = store_events_visit(txn, s, origin, c.last_seq + 1, end,
+                                collect_event, &c);
+        if (rv != 0 || c.failed)
+            return im_errf(e, rv < 0 ? rv : IM_ENOMEM, "read events of %s",
+                           origin);
+    }
+    b->events_count = first + (size_t)(end - from + 1);
+    for (size_t k = first; k < b->events_count; k++)
+        b->bytes += b->events[k].len;
+
+    snprintf(b->origins[i], sizeof b->origins[i], "%s", origin);
+    crypto_generichash(b->hashes[i], STORE_HASH_BYTES,
+                       b->events[b->events_count - 1].data,
+                       b->events[b->events_count - 1].len, NULL, 0);
+    if ((rv = store_checkpoint_get(txn, s, origin, end, b->sigs[i])) != 0)
+        return im_errf(e, IM_ECORRUPT, "checkpoint %s/%llu unreadable", origin,
+                       (unsigned long long)end);
+    im__checkpoint__init(&b->ckpts[i]);
+    b->ckpts[i].origin = b->origins[i];
+    b->ckpts[i].seq = end;
+    b->ckpts[i].hash.data = b->hashes[i];
+    b->ckpts[i].hash.len = STORE_HASH_BYTES;
+    b->ckpts[i].sig.data = b->sigs[i];
+    b->ckpts[i].sig.len = KEY_SIG_BYTES;
+    im__range__init(&b->ranges[i]);
+    b->ranges[i].origin = b->origins[i];
+    b->ranges[i].first_seq = from;
+    b->ranges[i].n_events = b->events_count - first;
+    /* Pointer fixed up at the end: b->events may still move. */
+    b->ranges[i].events = (ProtobufCBinaryData *)(uintptr_t)first;
+    b->ranges[i].checkpoint = &b->ckpts[i];
+    b->range_ptrs[i] = &b->ranges[i];
+    b->ranges_count++;
+    *left = head - end;
+    return 0;
+}
+
+int
+repl_ranges_build(MDB_txn *txn, struct store *s, const struct store_vv *ours,
+                  const struct store_vv *theirs, const char *skip,
+                  size_t max_bytes, struct repl_batch *b, struct im_err *e)
+{
+    size_t lacking = 0, budget;
+    int rv;
+
+    memset(b, 0, sizeof *b);
+    if (max_bytes == 0 || max_bytes > REPL_BATCH_BYTES_MAX)
+        max_bytes = REPL_BATCH_BYTES_DEFAULT;
+    for (size_t i = 0; i < ours->count; i++)
+        if (ours->e[i].head.seq > store_vv_seq(theirs, ours->e[i].origin) &&
+            (skip == NULL || strcmp(skip, ours->e[i].origin) != 0))
+            lacking++;
+    if (lacking == 0)
+        return 0;
+    b->ranges = calloc(lacking, sizeof *b->ranges);
+    b->range_ptrs = calloc(lacking, sizeof *b->range_ptrs);
+    b->ckpts = calloc(lacking, sizeof *b->ckpts);
+    b->hashes = calloc(lacking, sizeof *b->hashes);
+    b->sigs = calloc(lacking, sizeof *b->sigs);
+    b->origins = calloc(lacking, sizeof *b->origins);
+    if (!b->ranges || !b->range_ptrs || !b->ckpts || !b->hashes || !b->sigs ||
+        !b->origins) {
+        repl_batch_free(b);
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    }
+    /* Origins in turn, each a fair share of the message, so that one big
+     * backlog does not starve the others. */
+    budget = max_bytes / lacking;
+    if (budget < 64 * 1024)
+        budget = 64 * 1024;
+    for (size_t i = 0; i < ours->count; i++) {
+        const struct store_vv_entry *o = &ours->e[i];
+        uint64_t t = store_vv_seq(theirs, o->origin), left = 0;
+        if (o->head.seq <= t || (skip && strcmp(skip, o->origin) == 0))
+            continue;
+        if (b->bytes >= max_bytes) {
+            b->more = 1;
+            break;
+        }
+        rv = build_range(txn, s, o->origin, t + 1, o->head.seq, budget, b,
+                         &left, e);
+        if (rv != 0) {
+            repl_batch_free(b);
+            return rv;
+        }
+        if (left > 0)
+            b->more = 1;
+    }
+    for (size_t i = 0; i < b->ranges_count; i++)
+        b->ranges[i].events = b->events + (uintptr_t)b->ranges[i].events;
+    return 0;
+}
+
+/* ---- receiving ---- */
+
+void
+repl_verified_free(struct repl_verified *v)
+{
+    if (v->events != NULL)
+        for (size_t i = 0; i < v->count; i++)
+            if (v->events[i] != NULL)
+                im__event__free_unpacked(v->events[i], NULL);
+    free(v->events);
+    free(v->bytes);
+    free(v->sizes);
+    free(v->hashes);
+    memset(v, 0, sizeof *v);
+}
+
+static int
+refuse(const char **reason_out, const char *reason)
+{
+    *reason_out = reason;
+    return 0;
+}
+
+int
+repl_range_verify(const Im__Range *r, const char *self,
+                  repl_site_key_fn site_key, void *arg,
+                  struct repl_verified *out, const char **reason_out,
+                  struct im_err *e)
+{
+    const Im__Checkpoint *ck = r->checkpoint;
+    uint8_t msg[STORE_CKPT_MSG_BYTES];
+    const uint8_t *pk;
+    size_t n = r->n_events;
+    int rv;
+
+    memset(out, 0, sizeof *out);
+    *reason_out = NULL;
+    if (r->origin == NULL || config_check_site_code(r->origin) != 0) {
+        refuse(reason_out, "malformed");
+        return im_errf(e, IM_EPROTO, "range names an invalid origin");
+    }
+    if (strcmp(r->origin, self) == 0) {
+        refuse(reason_out, "malformed");
+        return im_errf(e, IM_EPROTO, "range of our own origin %s", self);
+    }
+    if ((pk = site_key(arg, r->origin)) == NULL) {
+        refuse(reason_out, "unknown-origin");
+        return im_errf(e, IM_EUNKNOWNKEY, "range of unknown origin %s",
+                       r->origin);
+    }
+    if (n == 0 || n > REPL_RANGE_EVENTS_MAX) {
+        refuse(reason_out, "too-big");
+        return im_errf(e, IM_EPROTO, "range of %s holds %zu events (1..%d)",
+                       r->origin, n, REPL_RANGE_EVENTS_MAX);
+    }
+    if (r->first_seq == 0 || r->first_seq > UINT64_MAX - n) {
+        refuse(reason_out, "malformed");
+        return im_errf(e, IM_EPROTO, "range of %s starts at seq %llu", r->origin,
+                       (unsigned long long)r->first_seq);
+    }
+    if (ck == NULL || ck->origin == NULL || strcmp(ck->origin, r->origin) != 0 ||
+        ck->seq != r->first_seq + n - 1 || ck->hash.len != STORE_HASH_BYTES ||
+        ck->sig.len != KEY_SIG_BYTES) {
+        refuse(reason_out, "malformed");
+        return im_errf(e, IM_EPROTO,
+                       "range %s/%llu+%zu does not end with its checkpoint",
+                       r->origin, (unsigned long long)r->first_seq, n);
+    }
+    snprintf(out->origin, sizeof out->origin, "%s", r->origin);
+    out->first_seq = r->first_seq;
+    out->events = calloc(n, sizeof *out->events);
+    out->bytes = calloc(n, sizeof *out->bytes);
+    out->sizes = calloc(n, sizeof *out->sizes);
+    out->hashes = calloc(n, sizeof *out->hashes);
+    if (!out->events || !out->bytes || !out->sizes || !out->hashes) {
+        repl_verified_free(out);
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    }
+    out->count = n;
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCBinaryData *b = &r->events[i];
+        uint64_t seq = r->first_seq + i;
+        Im__Event *ev;
+
+        if (b->len == 0 || b->len > EVENT_SIZE_MAX) {
+            rv = im_errf(e, IM_EPROTO, "event %s/%llu of %zu bytes (1..%d)",
+                         r->origin, (unsigned long long)seq, b->len,
+                         EVENT_SIZE_MAX);
+            refuse(reason_out, "too-big");
+            goto fail;
+        }
+        ev = out->events[i] = im__event__unpack(NULL, b->len, b->data);
+        if (ev == NULL || ev->origin == NULL || ev->incident == NULL ||
+            ev->actor == NULL) {
+            rv = im_errf(e, IM_EPROTO, "event %s/%llu does not decode",
+                         r->origin, (unsigned long long)seq);
+            refuse(reason_out, "malformed");
+            goto fail;
+        }
+        if (strcmp(ev->origin, r->origin) != 0 || ev->seq != seq) {
+            rv = im_errf(e, IM_EPROTO, "event %s/%llu is labelled %.16s/%llu",
+                         r->origin, (unsigned long long)seq, ev->origin,
+                         (unsigned long long)ev->seq);
+            refuse(reason_out, "chain");
+            goto fail;
+        }
+        if (ev->incident[0] == '\0' || strlen(ev->incident) > INCIDENT_ID_MAX ||
+            strlen(ev->actor) > OPERATOR_NAME_MAX || ev->hlc == 0 ||
+            ev->prev_hash.len != STORE_HASH_BYTES) {
+            rv = im_errf(e, IM_EPROTO, "event %s/%llu is malformed", r->origin,
+                         (unsigned long long)seq);
+            refuse(reason_out, "malformed");
+            goto fail;
+        }
+        if (i > 0 && memcmp(ev->prev_hash.data, out->hashes[i - 1],
+                            STORE_HASH_BYTES) != 0) {
+            rv = im_errf(e, IM_EPROTO,
+                         "event %s/%llu does not link to its predecessor",
+                         r->origin, (unsigned long long)seq);
+            refuse(reason_out, "chain");
+            goto fail;
+        }
+        crypto_generichash(out->hashes[i], STORE_HASH_BYTES, b->data, b->len,
+                           NULL, 0);
+        out->bytes[i] = b->data;
+        out->sizes[i] = b->len;
+    }
+    if (memcmp(ck->hash.data, out->hashes[n - 1], STORE_HASH_BYTES) != 0) {
+        rv = im_errf(e, IM_EPROTO, "range %s/%llu: checkpoint hash differs from "
+                                   "the events'", r->origin,
+                     (unsigned long long)ck->seq);
+        refuse(reason_out, "chain");
+        goto fail;
+    }
+    store_checkpoint_message(msg, r->origin, ck->seq, out->hashes[n - 1]);
+    if (key_verify(pk, KEY_CTX_CHECKPOINT, msg, sizeof msg, ck->sig.data) != 0) {
+        rv = im_errf(e, IM_EBADSIG, "range %s/%llu: checkpoint signature of %s "
+                                    "does not verify", r->origin,
+                     (unsigned long long)ck->seq, r->origin);
+        refuse(reason_out, "signature");
+        goto fail;
+    }
+    memcpy(out->sig, ck->sig.data, KEY_SIG_BYTES);
+    return 0;
+fail:
+    repl_verified_free(out);
+    return rv;
+}
+
+int
+repl_range_apply(struct store_txn *t, const struct repl_verified *v,
+                 struct hlc *clk, uint64_t wall_ms, uint64_t *applied,
+                 struct im_err *e)
+{
+    struct store_head head;
+    uint64_t last = v->first_seq + v->count - 1;
+    int rv, refused;
+
+    *applied = 0;
+    if ((rv = store_head_get(t->txn, t->s, v->origin, &head)) != 0)
+        return im_errf(e, rv, "read chain head of %s", v->origin);
+    if (head.seq >= last) {
+        /* Already held (a duplicate or a slower path): it must be ours. */
+        if (head.seq == last &&
+            memcmp(head.hash, v->hashes[v->count - 1], STORE_HASH_BYTES) != 0)
+            return im_errf(e, IM_ECORRUPT,
+                           "origin %s forked its log at seq %llu", v->origin,
+                           (unsigned long long)last);
+        return 0;
+    }
+    if (head.seq + 1 < v->first_seq)
+        return im_errf(e, IM_EPROTO, "range %s/%llu.. leaves a gap after %llu",
+                       v->origin, (unsigned long long)v->first_seq,
+                       (unsigned long long)head.seq);
+    if (head.seq >= v->first_seq &&
+        memcmp(head.hash, v->hashes[head.seq - v->first_seq],
+               STORE_HASH_BYTES) != 0)
+        return im_errf(e, IM_ECORRUPT, "origin %s forked its log at seq %llu",
+                       v->origin, (unsigned long long)head.seq);
+    for (size_t i = (size_t)(head.seq + 1 - v->first_seq); i < v->count; i++) {
+        rv = store_append_remote(t, v->events[i], v->bytes[i], v->sizes[i],
+                                 v->hashes[i], &refused, e);
+        if (rv != 0)
+            return rv;
+        /* A site whose clock runs far ahead must not drag ours with it:
+         * its events still sort by their HLC, ours keep real time. */
+        if (HLC_MS(v->events[i]->hlc) <= wall_ms + REPL_HLC_AHEAD_MS_MAX)
+            hlc_observe(clk, v->events[i]->hlc, wall_ms);
+        (*applied)++;
+    }
+    return store_checkpoint_put(t, v->origin, last, v->sig, e);
+}
