@@ -38,7 +38,7 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/repl.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
-              test_store test_text test_api
+              test_store test_text test_api test_sim
 TOOLS    :=
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)

@@ -242,17 +242,16 @@ repl_verified_free(struct repl_verified *v)
     memset(v, 0, sizeof *v);
 }
 
-static int
-refuse(const char **reason_out, const char *reason)
+static void
+refuse(int *reason_out, int reason)
 {
     *reason_out = reason;
-    return 0;
 }
 
 int
 repl_range_verify(const Im__Range *r, const char *self,
                   repl_site_key_fn site_key, void *arg,
-                  struct repl_verified *out, const char **reason_out,
+                  struct repl_verified *out, int *reason_out,
                   struct im_err *e)
 {
     const Im__Checkpoint *ck = r->checkpoint;
@@ -262,34 +261,34 @@ repl_range_verify(const Im__Range *r, const char *self,
     int rv;
 
     memset(out, 0, sizeof *out);
-    *reason_out = NULL;
+    *reason_out = REPL_R_MALFORMED;
     if (r->origin == NULL || config_check_site_code(r->origin) != 0) {
-        refuse(reason_out, "malformed");
+        refuse(reason_out, REPL_R_MALFORMED);
         return im_errf(e, IM_EPROTO, "range names an invalid origin");
     }
     if (strcmp(r->origin, self) == 0) {
-        refuse(reason_out, "malformed");
+        refuse(reason_out, REPL_R_MALFORMED);
         return im_errf(e, IM_EPROTO, "range of our own origin %s", self);
     }
     if ((pk = site_key(arg, r->origin)) == NULL) {
-        refuse(reason_out, "unknown-origin");
+        refuse(reason_out, REPL_R_UNKNOWN_ORIGIN);
         return im_errf(e, IM_EUNKNOWNKEY, "range of unknown origin %s",
                        r->origin);
     }
     if (n == 0 || n > REPL_RANGE_EVENTS_MAX) {
-        refuse(reason_out, "too-big");
+        refuse(reason_out, REPL_R_TOO_BIG);
         return im_errf(e, IM_EPROTO, "range of %s holds %zu events (1..%d)",
                        r->origin, n, REPL_RANGE_EVENTS_MAX);
     }
     if (r->first_seq == 0 || r->first_seq > UINT64_MAX - n) {
-        refuse(reason_out, "malformed");
+        refuse(reason_out, REPL_R_MALFORMED);
         return im_errf(e, IM_EPROTO, "range of %s starts at seq %llu", r->origin,
                        (unsigned long long)r->first_seq);
     }
     if (ck == NULL || ck->origin == NULL || strcmp(ck->origin, r->origin) != 0 ||
         ck->seq != r->first_seq + n - 1 || ck->hash.len != STORE_HASH_BYTES ||
         ck->sig.len != KEY_SIG_BYTES) {
-        refuse(reason_out, "malformed");
+        refuse(reason_out, REPL_R_MALFORMED);
         return im_errf(e, IM_EPROTO,
                        "range %s/%llu+%zu does not end with its checkpoint",
                        r->origin, (unsigned long long)r->first_seq, n);
@@ -314,7 +313,7 @@ repl_range_verify(const Im__Range *r, const char *self,
             rv = im_errf(e, IM_EPROTO, "event %s/%llu of %zu bytes (1..%d)",
                          r->origin, (unsigned long long)seq, b->len,
                          EVENT_SIZE_MAX);
-            refuse(reason_out, "too-big");
+            refuse(reason_out, REPL_R_TOO_BIG);
             goto fail;
         }
         ev = out->events[i] = im__event__unpack(NULL, b->len, b->data);
@@ -322,14 +321,14 @@ repl_range_verify(const Im__Range *r, const char *self,
             ev->actor == NULL) {
             rv = im_errf(e, IM_EPROTO, "event %s/%llu does not decode",
                          r->origin, (unsigned long long)seq);
-            refuse(reason_out, "malformed");
+            refuse(reason_out, REPL_R_MALFORMED);
             goto fail;
         }
         if (strcmp(ev->origin, r->origin) != 0 || ev->seq != seq) {
             rv = im_errf(e, IM_EPROTO, "event %s/%llu is labelled %.16s/%llu",
                          r->origin, (unsigned long long)seq, ev->origin,
                          (unsigned long long)ev->seq);
-            refuse(reason_out, "chain");
+            refuse(reason_out, REPL_R_CHAIN);
             goto fail;
         }
         if (ev->incident[0] == '\0' || strlen(ev->incident) > INCIDENT_ID_MAX ||
@@ -337,7 +336,7 @@ repl_range_verify(const Im__Range *r, const char *self,
             ev->prev_hash.len != STORE_HASH_BYTES) {
             rv = im_errf(e, IM_EPROTO, "event %s/%llu is malformed", r->origin,
                          (unsigned long long)seq);
-            refuse(reason_out, "malformed");
+            refuse(reason_out, REPL_R_MALFORMED);
             goto fail;
         }
         if (i > 0 && memcmp(ev->prev_hash.data, out->hashes[i - 1],
@@ -345,7 +344,7 @@ repl_range_verify(const Im__Range *r, const char *self,
             rv = im_errf(e, IM_EPROTO,
                          "event %s/%llu does not link to its predecessor",
                          r->origin, (unsigned long long)seq);
-            refuse(reason_out, "chain");
+            refuse(reason_out, REPL_R_CHAIN);
             goto fail;
         }
         crypto_generichash(out->hashes[i], STORE_HASH_BYTES, b->data, b->len,
@@ -357,7 +356,7 @@ repl_range_verify(const Im__Range *r, const char *self,
         rv = im_errf(e, IM_EPROTO, "range %s/%llu: checkpoint hash differs from "
                                    "the events'", r->origin,
                      (unsigned long long)ck->seq);
-        refuse(reason_out, "chain");
+        refuse(reason_out, REPL_R_CHAIN);
         goto fail;
     }
     store_checkpoint_message(msg, r->origin, ck->seq, out->hashes[n - 1]);
@@ -365,7 +364,7 @@ repl_range_verify(const Im__Range *r, const char *self,
         rv = im_errf(e, IM_EBADSIG, "range %s/%llu: checkpoint signature of %s "
                                     "does not verify", r->origin,
                      (unsigned long long)ck->seq, r->origin);
-        refuse(reason_out, "signature");
+        refuse(reason_out, REPL_R_SIGNATURE);
         goto fail;
     }
     memcpy(out->sig, ck->sig.data, KEY_SIG_BYTES);
@@ -417,4 +416,347 @@ repl_range_apply(struct store_txn *t, const struct repl_verified *v,
         (*applied)++;
     }
     return store_checkpoint_put(t, v->origin, last, v->sig, e);
+}
+
+int
+repl_ranges_apply(struct store_txn *t, const struct repl_verified *v, size_t n,
+                  struct hlc *clk, uint64_t wall_ms, int *codes,
+                  uint64_t *applied, struct im_err *e)
+{
+    *applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct im_err ee = {0};
+        uint64_t a = 0;
+        codes[i] = repl_range_apply(t, &v[i], clk, wall_ms, &a, &ee);
+        if (codes[i] == IM_EPROTO || codes[i] == IM_ECORRUPT)
+            continue; /* refused before writing: the rest go on */
+        if (codes[i] != 0) {
+            *e = ee;
+            return codes[i];
+        }
+        *applied += a;
+    }
+    return 0;
+}
+
+/* ---- requests and replies ---- */
+
+static const char *const reason_names[REPL_R_COUNT] = {
+#define REPL_R_NAME_(name, text) text,
+    REPL_REASONS(REPL_R_NAME_)
+#undef REPL_R_NAME_
+};
+
+const char *
+repl_reason_name(int reason)
+{
+    return reason >= 0 && reason < REPL_R_COUNT ? reason_names[reason]
+                                                 : "unknown";
+}
+
+static int
+apply_reason(int code)
+{
+    switch (code) {
+    case IM_EPROTO: return REPL_R_GAP;
+    case IM_ECORRUPT: return REPL_R_FORK;
+    default: return REPL_R_STORE;
+    }
+}
+
+int
+repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
+                    struct repl_counters *c, uint64_t *applied,
+                    struct im_err *first_error)
+{
+    struct repl_verified *v;
+    int *codes, rv = 0;
+    size_t ok = 0;
+
+    *applied = 0;
+    if (n == 0)
+        return 0;
+    if (n > SITES_MAX)
+        return im_errf(first_error, IM_EPROTO, "%zu ranges in one message (max %d)",
+                       n, SITES_MAX);
+    v = calloc(n, sizeof *v);
+    codes = calloc(n, sizeof *codes);
+    if (v == NULL || codes == NULL) {
+        free(v);
+        free(codes);
+        return im_errf(first_error, IM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct im_err e = {0};
+        int reason;
+        if (repl_range_verify(ranges[i], env->self, env->site_key, env->key_arg,
+                              &v[ok], &reason, &e) != 0) {
+            c->ranges_rejected[reason]++;
+            if (first_error->code == 0)
+                *first_error = e;
+            continue;
+        }
+        ok++;
+    }
+    if (ok > 0) {
+        struct im_err e = {0};
+        rv = env->apply(env->apply_arg, v, ok, codes, applied, &e);
+        if (rv != 0) {
+            c->ranges_rejected[REPL_R_STORE]++;
+            if (first_error->code == 0)
+                *first_error = e;
+        } else {
+            for (size_t i = 0; i < ok; i++)
+                if (codes[i] != 0) {
+                    c->ranges_rejected[apply_reason(codes[i])]++;
+                    if (first_error->code == 0)
+                        im_errf(first_error, codes[i],
+                                "range %s/%llu.. not applied", v[i].origin,
+                                (unsigned long long)v[i].first_seq);
+                }
+            c->events_in += *applied;
+        }
+    }
+    for (size_t i = 0; i < ok; i++)
+        repl_verified_free(&v[i]);
+    free(v);
+    free(codes);
+    return rv;
+}
+
+static int
+read_vector(struct repl_env *env, MDB_txn **txn, struct store_vv *vv,
+            struct im_err *e)
+{
+    int rv;
+    if ((rv = store_read_begin(env->store, txn, e)) != 0)
+        return rv;
+    if ((rv = store_vector(*txn, env->store, vv)) != 0) {
+        store_read_end(*txn);
+        return im_errf(e, rv, "read version vector");
+    }
+    return 0;
+}
+
+static int
+pack_reply(Im__ReplReply *r, uint8_t **out, size_t *size, struct im_err *e)
+{
+    size_t n = im__repl_reply__get_packed_size(r);
+    if ((*out = malloc(n ? n : 1)) == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    im__repl_reply__pack(r, *out);
+    *size = n;
+    return 0;
+}
+
+int
+repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
+           size_t req_size, uint64_t now_ms, struct repl_counters *c,
+           uint8_t **reply, size_t *reply_size, struct im_err *e)
+{
+    Im__ReplReply r = IM__REPL_REPLY__INIT;
+    Im__ReplRequest *q;
+    Im__Head heads[SITES_MAX], *head_ptrs[SITES_MAX];
+    struct im_err first = {0};
+    struct store_vv *ours = NULL, *theirs = NULL;
+    struct repl_batch b = {0};
+    uint64_t applied = 0;
+    MDB_txn *txn = NULL;
+    int rv;
+
+    r.now_ms = now_ms;
+    q = im__repl_request__unpack(NULL, req_size, req);
+    if (q == NULL || q->site == NULL || strcmp(q->site, peer_site) != 0) {
+        c->ranges_rejected[REPL_R_MALFORMED]++;
+        r.code = IM_EPROTO;
+        r.error = q == NULL ? "request does not decode"
+                            : "request names a site other than its sender";
+        if (q != NULL)
+            im__repl_request__free_unpacked(q, NULL);
+        return pack_reply(&r, reply, reply_size, e);
+    }
+    ours = malloc(sizeof *ours);
+    theirs = malloc(sizeof *theirs);
+    if (ours == NULL || theirs == NULL) {
+        rv = im_errf(e, IM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rv = repl_vv_from_pb(theirs, q->have, q->n_have, &first)) != 0) {
+        c->ranges_rejected[REPL_R_MALFORMED]++;
+        r.code = rv;
+        r.error = first.msg;
+        rv = pack_reply(&r, reply, reply_size, e);
+        goto out;
+    }
+    if (q->n_ranges > 0) {
+        if ((rv = repl_ranges_receive(env, q->ranges, q->n_ranges, c, &applied,
+                                      &first)) != 0) {
+            /* The store could not take them: say so, keep serving. */
+            r.code = first.code ? first.code : rv;
+            r.error = first.msg;
+            rv = 0;
+        } else if (first.code != 0) {
+            r.code = first.code;
+            r.error = first.msg;
+        }
+        r.applied = (uint32_t)applied;
+    }
+    if ((rv = read_vector(env, &txn, ours, e)) != 0)
+        goto out;
+    repl_vv_to_pb(ours, heads, head_ptrs, &r.n_have);
+    r.have = head_ptrs;
+    if (q->sync) {
+        if ((rv = repl_ranges_build(txn, env->store, ours, theirs, q->site,
+                                    q->max_bytes, &b, e)) != 0)
+            goto out;
+        r.n_ranges = b.ranges_count;
+        r.ranges = b.range_ptrs;
+        r.more = b.more;
+    }
+    rv = pack_reply(&r, reply, reply_size, e);
+out:
+    repl_batch_free(&b);
+    if (txn != NULL)
+        store_read_end(txn);
+    im__repl_request__free_unpacked(q, NULL);
+    free(ours);
+    free(theirs);
+    return rv;
+}
+
+void
+repl_link_init(struct repl_link *l, const char *peer)
+{
+    memset(l, 0, sizeof *l);
+    snprintf(l->peer, sizeof l->peer, "%s", peer);
+}
+
+void
+repl_link_reset(struct repl_link *l)
+{
+    l->theirs_known = 0;
+    l->next_sync_ms = 0;
+    l->pushing = 0;
+}
+
+static uint64_t
+batch_newest_hlc(const struct repl_batch *b)
+{
+    uint64_t newest = 0;
+    /* The last event of each range is its origin's newest in the batch;
+     * decoding it is cheap next to sending. */
+    for (size_t i = 0; i < b->ranges_count; i++) {
+        const Im__Range *r = &b->ranges[i];
+        const ProtobufCBinaryData *last = &r->events[r->n_events - 1];
+        Im__Event *ev = im__event__unpack(NULL, last->len, last->data);
+        if (ev != NULL) {
+            if (ev->hlc > newest)
+                newest = ev->hlc;
+            im__event__free_unpacked(ev, NULL);
+        }
+    }
+    return newest;
+}
+
+int
+repl_link_request(struct repl_env *env, struct repl_link *l, uint64_t now_ms,
+                  uint8_t **req, size_t *req_size, struct im_err *e)
+{
+    Im__ReplRequest q = IM__REPL_REQUEST__INIT;
+    Im__Head heads[SITES_MAX], *head_ptrs[SITES_MAX];
+    struct store_vv *ours;
+    struct repl_batch b = {0};
+    MDB_txn *txn;
+    int rv;
+
+    *req = NULL;
+    *req_size = 0;
+    if ((ours = malloc(sizeof *ours)) == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    if ((rv = read_vector(env, &txn, ours, e)) != 0) {
+        free(ours);
+        return rv;
+    }
+    q.site = (char *)env->self;
+    repl_vv_to_pb(ours, heads, head_ptrs, &q.n_have);
+    q.have = head_ptrs;
+    l->pushing = 0;
+    if (l->theirs_known && repl_vv_lacking(ours, &l->theirs) > 0) {
+        rv = repl_ranges_build(txn, env->store, ours, &l->theirs, l->peer,
+                               l->batch_bytes, &b, e);
+        if (rv != 0)
+            goto out;
+        if (b.ranges_count > 0) {
+            q.n_ranges = b.ranges_count;
+            q.ranges = b.range_ptrs;
+            l->pushing = 1;
+            l->last_pushed_hlc = batch_newest_hlc(&b);
+        }
+    }
+    if (!l->pushing) {
+        if (l->theirs_known && now_ms < l->next_sync_ms)
+            goto out; /* nothing to do yet */
+        q.sync = 1;
+        q.max_bytes = l->batch_bytes;
+    }
+    *req_size = im__repl_request__get_packed_size(&q);
+    if ((*req = malloc(*req_size)) == NULL) {
+        rv = im_errf(e, IM_ENOMEM, "out of memory");
+        goto out;
+    }
+    im__repl_request__pack(&q, *req);
+out:
+    repl_batch_free(&b);
+    store_read_end(txn);
+    free(ours);
+    return rv;
+}
+
+int
+repl_link_reply(struct repl_env *env, struct repl_link *l,
+                const uint8_t *reply, size_t reply_size, uint64_t now_ms,
+                struct im_err *e)
+{
+    Im__ReplReply *r = im__repl_reply__unpack(NULL, reply_size, reply);
+    struct im_err first = {0};
+    uint64_t applied = 0;
+    int rv;
+
+    if (r == NULL) {
+        l->counters.ranges_rejected[REPL_R_MALFORMED]++;
+        repl_link_reset(l);
+        return im_errf(e, IM_EPROTO, "reply from %s does not decode", l->peer);
+    }
+    if ((rv = repl_vv_from_pb(&l->theirs, r->have, r->n_have, e)) != 0) {
+        l->counters.ranges_rejected[REPL_R_MALFORMED]++;
+        repl_link_reset(l);
+        goto out;
+    }
+    l->theirs_known = 1;
+    if (l->pushing) {
+        l->counters.events_out += r->applied;
+        if (l->last_pushed_hlc != 0 && now_ms >= HLC_MS(l->last_pushed_hlc))
+            l->lag_ms = now_ms - HLC_MS(l->last_pushed_hlc);
+    }
+    if (r->code != 0) {
+        snprintf(l->last_error, sizeof l->last_error, "%s: %s", l->peer,
+                 r->error ? r->error : im_strerror(r->code));
+        /* The peer refused part of what we sent (a gap, say): ask it
+         * where it stands before pushing again. */
+        l->next_sync_ms = now_ms;
+    }
+    rv = repl_ranges_receive(env, r->ranges, r->n_ranges, &l->counters,
+                             &applied, &first);
+    if (rv != 0 || first.code != 0) {
+        snprintf(l->last_error, sizeof l->last_error, "from %s: %s", l->peer,
+                 im_errmsg(&first));
+        if (rv != 0)
+            *e = first;
+    }
+    if (!l->pushing)
+        l->next_sync_ms = r->more ? now_ms : now_ms + REPL_SYNC_INTERVAL_MS;
+out:
+    l->pushing = 0;
+    im__repl_reply__free_unpacked(r, NULL);
+    return rv;
 }

@@ -122,11 +122,10 @@ struct repl_verified {
  * here: the fold decides (a signed event the fold refuses is still stored,
  * marked refused). On success out holds the range (free it with
  * repl_verified_free); bytes stay borrowed from r. On failure nothing is
- * kept, e says which check failed and *reason_out names it for counters
- * ("unknown-origin", "malformed", "chain", "signature", "too-big"). */
+ * kept, e says which check failed and *reason_out is its REPL_R_* reason. */
 int repl_range_verify(const Im__Range *r, const char *self,
                       repl_site_key_fn site_key, void *arg,
-                      struct repl_verified *out, const char **reason_out,
+                      struct repl_verified *out, int *reason_out,
                       struct im_err *e);
 void repl_verified_free(struct repl_verified *v);
 
@@ -139,5 +138,103 @@ void repl_verified_free(struct repl_verified *v);
 int repl_range_apply(struct store_txn *t, const struct repl_verified *v,
                      struct hlc *clk, uint64_t wall_ms, uint64_t *applied,
                      struct im_err *e);
+
+/* Applies n verified ranges in t: codes[i] is 0 or that range's refusal
+ * (a gap or a fork: refused before it wrote anything, the others go on).
+ * Any other failure is the transaction's (returned; abort t). */
+int repl_ranges_apply(struct store_txn *t, const struct repl_verified *v,
+                      size_t n, struct hlc *clk, uint64_t wall_ms, int *codes,
+                      uint64_t *applied, struct im_err *e);
+
+/* ---- requests and replies (one link, either side) ---- */
+
+/* Pull sooner than this only when told there is more, or on connect. */
+#define REPL_SYNC_INTERVAL_MS 1000
+
+/* Rejection reasons counted per link and per node. */
+#define REPL_REASONS(X)                                                      \
+    X(REPL_R_MALFORMED, "malformed")                                          \
+    X(REPL_R_UNKNOWN_ORIGIN, "unknown-origin")                                \
+    X(REPL_R_CHAIN, "chain")                                                  \
+    X(REPL_R_SIGNATURE, "signature")                                          \
+    X(REPL_R_TOO_BIG, "too-big")                                              \
+    X(REPL_R_GAP, "gap")                                                      \
+    X(REPL_R_FORK, "fork")                                                    \
+    X(REPL_R_STORE, "store")
+
+enum repl_reason {
+#define REPL_R_ENUM_(name, text) name,
+    REPL_REASONS(REPL_R_ENUM_)
+#undef REPL_R_ENUM_
+    REPL_R_COUNT
+};
+const char *repl_reason_name(int reason);
+
+struct repl_counters {
+    uint64_t events_in;        /* events received that we stored */
+    uint64_t events_out;       /* events we sent that the peer stored */
+    uint64_t ranges_rejected[REPL_R_COUNT];
+};
+
+/* What replication needs of a site. apply stores verified ranges durably in
+ * one write transaction (the node's committer, or the simulation's store
+ * directly) and may block; it returns 0 or a transaction failure, and
+ * per-range outcomes in codes[] (0, or the refusal of that range). */
+struct repl_env {
+    struct store *store;
+    const char *self;
+    repl_site_key_fn site_key;
+    void *key_arg;
+    int (*apply)(void *arg, struct repl_verified *v, size_t n, int *codes,
+                 uint64_t *applied, struct im_err *e);
+    void *apply_arg;
+};
+
+/* Server side: decodes a ReplRequest from peer_site (the identity the
+ * secure channel authenticated), verifies and applies its ranges, and
+ * answers with our vector and, for a sync, what the peer lacks. On 0,
+ * *reply (malloc'd) is the packed ReplReply; a refused request still gets
+ * a reply (code != 0). */
+int repl_serve(struct repl_env *env, const char *peer_site,
+               const uint8_t *req, size_t req_size, uint64_t now_ms,
+               struct repl_counters *c, uint8_t **reply, size_t *reply_size,
+               struct im_err *e);
+
+/* Client side of one link: our view of the peer. */
+struct repl_link {
+    char peer[SITE_CODE_MAX + 1];
+    struct store_vv theirs;     /* as of the last reply */
+    int theirs_known;
+    uint64_t next_sync_ms;
+    uint64_t last_pushed_hlc;   /* newest HLC in the request in flight */
+    uint64_t lag_ms;            /* now - that HLC when the peer acknowledged */
+    int pushing;                /* the request in flight is a push */
+    uint32_t batch_bytes;       /* max_bytes asked for in syncs (0: default) */
+    struct repl_counters counters;
+    char last_error[IM_ERRMSG_MAX];
+};
+
+void repl_link_init(struct repl_link *l, const char *peer);
+
+/* Forget what we knew of the peer (new session, error): sync next. */
+void repl_link_reset(struct repl_link *l);
+
+/* The next request on this link: a push of what the peer lacks (as far as
+ * we know), else a sync when due or when we know nothing of the peer. 0 and
+ * *req NULL when there is nothing to do before next_sync_ms. */
+int repl_link_request(struct repl_env *env, struct repl_link *l,
+                      uint64_t now_ms, uint8_t **req, size_t *req_size,
+                      struct im_err *e);
+
+/* Handles the reply to the link's last request. */
+int repl_link_reply(struct repl_env *env, struct repl_link *l,
+                    const uint8_t *reply, size_t reply_size, uint64_t now_ms,
+                    struct im_err *e);
+
+/* Verifies and applies a message's ranges through env->apply; counts
+ * rejections in c; *first_error keeps the first problem. */
+int repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
+                        struct repl_counters *c, uint64_t *applied,
+                        struct im_err *first_error);
 
 #endif
