@@ -123,10 +123,11 @@ build_range(MDB_txn *txn, struct store *s, const char *origin, uint64_t from,
         return im_errf(e, rv < 0 ? rv : IM_ENOMEM, "read events of %s from %llu",
                        origin, (unsigned long long)from);
     /* End on the last checkpoint within what the budget took; if there is
-     * none, on the last within the window (a range may pass the budget to
-     * reach one, never the window). */
-    if (store_checkpoint_last_in(txn, s, origin, from, c.last_seq, &end) != 0) {
-        if (store_checkpoint_last_in(txn, s, origin, from, hi, &end) != 0) {
+     * none, on the first after it (a range may pass the budget by less than
+     * one checkpoint gap to reach one, never the window). */
+    if (store_checkpoint_find(txn, s, origin, from, c.last_seq, 1, &end) != 0) {
+        if (store_checkpoint_find(txn, s, origin, c.last_seq + 1, hi, 0,
+                                  &end) != 0) {
             b->events_count = first;
             return im_errf(e, IM_ECORRUPT,
                            "origin %s has no checkpoint in %llu..%llu", origin,

@@ -28,25 +28,31 @@
 #include "keys.h"
 #include "store.h"
 
-/* Events in one range. Any window this long of any origin's chain holds a
- * checkpoint (STORE_CKPT_EVERY at the origin; a relay ends every range it
- * stores on a checkpoint it verified), so a range can always end on one. */
+/* Events in one range: bounds a range's verification and decoding work. */
 #define REPL_RANGE_EVENTS_MAX 4096
+
+/* Bytes of events one message aims for (REPL_BATCH_BYTES_DEFAULT; a sync
+ * may ask for up to REPL_BATCH_BYTES_MAX): big enough to amortise a message
+ * and a write transaction (DESIGN.md §8: NNG moves ~370 MB/s in 16 KiB
+ * messages), small enough to keep a push's latency low.
+ *
+ * A range ends on a checkpoint: the last within its budget, else the first
+ * after it. Checkpoints are never far apart: an origin signs at least every
+ * STORE_CKPT_EVERY events and STORE_CKPT_BYTES; a relay stores the one that
+ * ends each range it receives, and a range overruns its budget by at most
+ * one checkpoint gap of its sender, so by induction no stored gap exceeds
+ * REPL_BATCH_BYTES_MAX + EVENT_SIZE_MAX bytes or REPL_RANGE_EVENTS_MAX
+ * events, and no message exceeds REPL_MSG_SIZE_MAX. */
+#define REPL_BATCH_BYTES_DEFAULT (1024 * 1024)
+#define REPL_BATCH_BYTES_MAX (4 * 1024 * 1024)
 _Static_assert(STORE_CKPT_EVERY <= REPL_RANGE_EVENTS_MAX,
                "origin checkpoints are denser than a range");
+_Static_assert(STORE_CKPT_BYTES <= REPL_BATCH_BYTES_MAX,
+               "origin checkpoints are denser than a batch");
 
-/* Bytes of events one message aims for: big enough to amortise a message
- * and a write transaction (DESIGN.md §8: NNG moves ~370 MB/s in 16 KiB
- * messages), small enough to keep a push's latency low. A range may exceed
- * it to reach a checkpoint, never REPL_RANGE_EVENTS_MAX events. */
-#define REPL_BATCH_BYTES_DEFAULT (1024 * 1024)
-#define REPL_BATCH_BYTES_MAX (8 * 1024 * 1024)
-
-/* One replication message: the byte target, plus one range that ran past
- * it to a checkpoint, plus framing. */
 #define REPL_MSG_SIZE_MAX                                                   \
-    (REPL_BATCH_BYTES_MAX + REPL_RANGE_EVENTS_MAX * (EVENT_SIZE_MAX + 16) + \
-     SITES_MAX * 256 + 65536)
+    (2 * (REPL_BATCH_BYTES_MAX + EVENT_SIZE_MAX) +                           \
+     REPL_RANGE_EVENTS_MAX * 16 + SITES_MAX * 512 + 65536)
 
 /* A received event whose HLC is further ahead of our wall clock than this
  * is stored and folded but not observed by our clock (DESIGN.md §3). */

@@ -720,7 +720,9 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
     crypto_generichash(head.hash, STORE_HASH_BYTES, v.mv_data, size, NULL, 0);
     head.seq = ev->seq;
     head.hlc = ev->hlc;
-    if (head.seq % STORE_CKPT_EVERY == 0) {
+    t->mid_events++;
+    t->mid_bytes += size;
+    if (t->mid_events >= STORE_CKPT_EVERY || t->mid_bytes >= STORE_CKPT_BYTES) {
         if (t->mid_count == STORE_CKPT_MID_MAX) {
             rv = im_errf(e, IM_ETOOBIG, "more than %d events in one commit",
                          COMMIT_BATCH_OPS_MAX);
@@ -729,6 +731,7 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
         t->mid[t->mid_count].seq = head.seq;
         memcpy(t->mid[t->mid_count].hash, head.hash, STORE_HASH_BYTES);
         t->mid_count++;
+        t->mid_events = t->mid_bytes = 0;
     }
     if ((rv = head_put(t->txn, s, s->site, &head)) != 0) {
         rv = from_mdb(s, rv, e, "advance chain head");
@@ -901,8 +904,8 @@ store_checkpoint_get(MDB_txn *txn, struct store *s, const char *origin,
 }
 
 int
-store_checkpoint_last_in(MDB_txn *txn, struct store *s, const char *origin,
-                         uint64_t lo, uint64_t hi, uint64_t *seq_out)
+store_checkpoint_find(MDB_txn *txn, struct store *s, const char *origin,
+                      uint64_t lo, uint64_t hi, int last, uint64_t *seq_out)
 {
     uint8_t kb[EVENT_KEY], okey[ORIGIN_KEY];
     MDB_cursor *cur;
@@ -915,18 +918,21 @@ store_checkpoint_last_in(MDB_txn *txn, struct store *s, const char *origin,
     if ((rv = mdb_cursor_open(txn, s->checkpoints, &cur)) != 0)
         return from_mdb(s, rv, NULL, "");
     origin_key(okey, origin);
-    /* The first key after (origin, hi), then one step back. */
-    event_key(kb, origin, hi == UINT64_MAX ? hi : hi + 1);
-    rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rv == 0)
-        rv = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-    else if (rv == MDB_NOTFOUND)
-        rv = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (rv != 0) {
-        mdb_cursor_close(cur);
-        return IM_ENOTFOUND;
+    if (last) {
+        /* The first key after (origin, hi), then one step back. */
+        event_key(kb, origin, hi == UINT64_MAX ? hi : hi + 1);
+        rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rv == 0)
+            rv = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        else if (rv == MDB_NOTFOUND)
+            rv = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    } else {
+        event_key(kb, origin, lo);
+        rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     }
     mdb_cursor_close(cur);
+    if (rv != 0)
+        return IM_ENOTFOUND;
     if (k.mv_size != EVENT_KEY || memcmp(k.mv_data, okey, ORIGIN_KEY) != 0)
         return IM_ENOTFOUND;
     seq = get_be64((const uint8_t *)k.mv_data + ORIGIN_KEY);

@@ -54,11 +54,15 @@ void store_close(struct store *s);
 
 /* ---- write side: one transaction at a time ---- */
 
-/* This site's chain is also checkpointed every STORE_CKPT_EVERY events
- * inside one commit, so that any window of REPL_RANGE_EVENTS_MAX events of
- * any origin holds a checkpoint to end a replication range on. */
+/* This site's chain is also checkpointed every STORE_CKPT_EVERY events or
+ * STORE_CKPT_BYTES of events inside one commit, so that checkpoints are
+ * never far apart and a replication range can always end on one close to
+ * where its size budget ran out (node/repl.h). */
 #define STORE_CKPT_EVERY 1024
-#define STORE_CKPT_MID_MAX (COMMIT_BATCH_OPS_MAX / STORE_CKPT_EVERY + 1)
+#define STORE_CKPT_BYTES (1024 * 1024)
+#define STORE_CKPT_MID_MAX                                                  \
+    (COMMIT_BATCH_OPS_MAX * EVENT_SIZE_MAX / STORE_CKPT_BYTES +              \
+     COMMIT_BATCH_OPS_MAX / STORE_CKPT_EVERY + 1)
 #define STORE_CKPT_MSG_BYTES (SITE_CODE_MAX + 8 + STORE_HASH_BYTES)
 
 struct store_ckpt_mid {
@@ -71,6 +75,7 @@ struct store_txn {
     MDB_txn *txn;
     struct store_ckpt_mid mid[STORE_CKPT_MID_MAX];
     int mid_count;
+    uint64_t mid_events, mid_bytes;  /* since the last checkpoint */
     /* Origins appended to in this transaction, for one checkpoint each. */
     char appended[SITES_MAX][SITE_CODE_MAX + 1];
     int appended_count;
@@ -132,10 +137,11 @@ void store_checkpoint_message(uint8_t out[STORE_CKPT_MSG_BYTES],
 int store_checkpoint_get(MDB_txn *txn, struct store *s, const char *origin,
                          uint64_t seq, uint8_t sig[KEY_SIG_BYTES]);
 
-/* The highest seq in [lo, hi] with a checkpoint of origin: IM_ENOTFOUND if
- * none. */
-int store_checkpoint_last_in(MDB_txn *txn, struct store *s, const char *origin,
-                             uint64_t lo, uint64_t hi, uint64_t *seq_out);
+/* The highest (last != 0) or lowest seq in [lo, hi] with a checkpoint of
+ * origin: IM_ENOTFOUND if none. */
+int store_checkpoint_find(MDB_txn *txn, struct store *s, const char *origin,
+                          uint64_t lo, uint64_t hi, int last,
+                          uint64_t *seq_out);
 
 /* The version vector: every origin this store holds events of, with its
  * head. At most SITES_MAX entries (IM_ECORRUPT beyond). */
