@@ -78,6 +78,7 @@
 #define OPERATORS_MAX 1024
 #define CONFIG_LINE_MAX 1024
 #define URL_MAX 256
+#define CLUSTER_NAME_MAX 64
 #define PATH_MAX_IM 1024
 
 /* LMDB map: virtual address space reserved for the store. Pages are only

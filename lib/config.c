@@ -6,6 +6,8 @@
  * sixty lines with exact line numbers. */
 #include "config.h"
 
+#include <sodium.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -157,6 +159,8 @@ pubkey(struct parser *p, const char *v, uint8_t pk[KEY_PUB_BYTES])
     return 0;
 }
 
+static int valid_name(const char *s);
+
 static int
 on_node(struct parser *p, const char *k, const char *v)
 {
@@ -177,8 +181,17 @@ on_node(struct parser *p, const char *k, const char *v)
             return perr(p, "map_size %s is below the minimum of 1MiB", v);
         return 0;
     }
+    if (strcmp(k, "cluster") == 0) {
+        if (strlen(v) > CLUSTER_NAME_MAX || !valid_name(v))
+            return perr(p, "invalid cluster name '%s': 1 to %d of letters, "
+                           "digits, '-', '_', '.', '@'", v, CLUSTER_NAME_MAX);
+        snprintf(n->cluster, sizeof n->cluster, "%s", v);
+        return 0;
+    }
+    if (strcmp(k, "peer_listen") == 0)
+        return copy_url(p, k, v, n->peer_listen);
     return perr(p, "unknown key '%s' in [node] (known: site, data, listen, "
-                   "key, map_size)", k);
+                   "key, map_size, cluster, peer_listen)", k);
 }
 
 static int
@@ -322,6 +335,16 @@ validate(struct parser *p)
         p->line = c->sites[i].line;
         if (!c->sites[i].has_pk)
             return perr(p, "[site %s] has no 'pubkey'", c->sites[i].code);
+        if (c->sites[i].peer[0] != '\0') {
+            if (strcmp(c->sites[i].peer, c->node.listen) == 0)
+                return perr(p, "[site %s] peer %s is also this node's API "
+                               "address", c->sites[i].code, c->sites[i].peer);
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(c->sites[i].peer, c->sites[j].peer) == 0)
+                    return perr(p, "[site %s] has the same peer address as "
+                                   "[site %s]", c->sites[i].code,
+                                c->sites[j].code);
+        }
         for (size_t j = 0; j < i; j++)
             if (memcmp(c->sites[i].pk, c->sites[j].pk, KEY_PUB_BYTES) == 0)
                 return perr(p, "[site %s] has the same pubkey as [site %s]",
@@ -404,6 +427,19 @@ defaults(struct config *cfg)
     snprintf(cfg->node.listen, sizeof cfg->node.listen, "%s",
              CONFIG_LISTEN_DEFAULT);
     cfg->node.map_size = MAP_SIZE_DEFAULT;
+    snprintf(cfg->node.cluster, sizeof cfg->node.cluster, "%s",
+             CONFIG_CLUSTER_DEFAULT);
+}
+
+void
+config_cluster_id(const struct config *cfg, uint8_t out[32])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)"im-cluster-v1", 14);
+    crypto_generichash_update(&st, (const uint8_t *)cfg->node.cluster,
+                              strlen(cfg->node.cluster));
+    crypto_generichash_final(&st, out, 32);
 }
 
 static int

@@ -6,9 +6,12 @@
  *   data = /var/lib/incident-mesh/ams
  *   listen = tcp://127.0.0.1:7400
  *   key = ams.key               relative paths are relative to this file
+ *   cluster = acme-prod         cluster name (default incident-mesh)
+ *   peer_listen = tcp://0.0.0.0:7500   (default: this site's peer address)
  *
  *   [site AMS]                  every site of the cluster, with its pinned key
  *   name = Amsterdam
+ *   peer = tcp://ams.example.net:7500   replication address (may be empty)
  *   pubkey = ed25519:...
  *
  *   [operator alice]            people and tools allowed to call the API
@@ -54,6 +57,11 @@ struct cfg_node {
     char listen[URL_MAX + 1];
     char key[PATH_MAX_IM + 1];
     uint64_t map_size;
+    /* Sites of one cluster name; a peer configured for another refuses
+     * the handshake (lib/chan.h). */
+    char cluster[CLUSTER_NAME_MAX + 1];
+    /* Where to listen for peers; "" = this site's [site] peer address. */
+    char peer_listen[URL_MAX + 1];
     int line;
 };
 
@@ -67,6 +75,7 @@ struct config {
 };
 
 #define CONFIG_LISTEN_DEFAULT "tcp://127.0.0.1:7400"
+#define CONFIG_CLUSTER_DEFAULT "incident-mesh"
 
 /* Reads and validates path into *cfg (which the caller allocates: it is
  * large). On error *cfg is unspecified and e says file:line: problem. */
@@ -85,6 +94,10 @@ const struct cfg_operator *config_operator_by_key(const struct config *cfg,
 const struct cfg_site *config_site(const struct config *cfg, const char *code);
 
 const char *config_role_name(enum op_role role);
+
+/* The 32-byte cluster identity the secure channel binds every session to:
+ * BLAKE2b-256("im-cluster-v1" NUL || cfg->node.cluster). */
+void config_cluster_id(const struct config *cfg, uint8_t out[32]);
 
 /* 0 if s is a valid site code (2..8 of A-Z0-9, letter first), else IM_EINVAL. */
 int config_check_site_code(const char *s);

@@ -545,6 +545,134 @@ respond(struct api_ctx *x)
     send_msg(x, &b);
 }
 
+/* Replication status: every link, with what each side lacks of the other
+ * as of the peer's last reply. */
+static void
+op_peers(struct api_ctx *x, size_t i, MDB_txn *txn)
+{
+    Im__PeersReply pr = IM__PEERS_REPLY__INIT;
+    Im__Result res = IM__RESULT__INIT;
+    struct peer_status *st = NULL;
+    struct store_vv *ours = NULL;
+    Im__PeerStatus *ps = NULL, **psp = NULL;
+    Im__OriginLag *lags = NULL, **lagp = NULL;
+    Im__Count *cnt = NULL, **cntp = NULL;
+    Im__Head heads[SITES_MAX], *headp[SITES_MAX];
+    uint64_t node_rej[PEER_REJECT_COUNT] = {0};
+    size_t n = 0, nl = 0, nc = 0;
+
+    st = calloc(SITES_MAX, sizeof *st);
+    ours = calloc(1, sizeof *ours);
+    ps = calloc(SITES_MAX, sizeof *ps);
+    psp = calloc(SITES_MAX, sizeof *psp);
+    lags = calloc(SITES_MAX * SITES_MAX, sizeof *lags);
+    lagp = calloc(SITES_MAX * SITES_MAX, sizeof *lagp);
+    cnt = calloc(SITES_MAX * (REPL_R_COUNT + PEER_REJECT_COUNT) + PEER_REJECT_COUNT,
+                 sizeof *cnt);
+    cntp = calloc(SITES_MAX * (REPL_R_COUNT + PEER_REJECT_COUNT) + PEER_REJECT_COUNT,
+                  sizeof *cntp);
+    if (!st || !ours || !ps || !psp || !lags || !lagp || !cnt || !cntp) {
+        set_error(x, i, IM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (store_vector(txn, x->api->store, ours) != 0) {
+        set_error(x, i, IM_ESTORE, "cannot read the version vector");
+        goto out;
+    }
+    if (x->api->peers != NULL)
+        peers_status(x->api->peers, st, &n, node_rej);
+    pr.site = x->api->store->site;
+    repl_vv_to_pb(ours, heads, headp, &pr.n_have);
+    pr.have = headp;
+    for (size_t k = 0; k < n; k++) {
+        Im__PeerStatus *p = &ps[k];
+        size_t lag0 = nl, c0 = nc;
+        im__peer_status__init(p);
+        p->site = st[k].site;
+        p->address = st[k].address;
+        p->connected = st[k].connected;
+        p->last_contact_ms = st[k].last_contact_ms;
+        p->lag_ms = st[k].lag_ms;
+        p->lag_p99_ms = st[k].lag_p99_ms;
+        p->bytes_in = st[k].bytes_in;
+        p->bytes_out = st[k].bytes_out;
+        p->events_in = st[k].events_in;
+        p->events_out = st[k].events_out;
+        p->sessions = st[k].sessions;
+        p->last_error = st[k].error;
+        if (st[k].theirs_known) {
+            /* Every origin either side holds. */
+            for (size_t o = 0; o < ours->count; o++) {
+                uint64_t a = ours->e[o].head.seq,
+                         b = store_vv_seq(&st[k].theirs, ours->e[o].origin);
+                im__origin_lag__init(&lags[nl]);
+                lags[nl].origin = ours->e[o].origin;
+                lags[nl].behind = a > b ? a - b : 0;
+                lags[nl].ahead = b > a ? b - a : 0;
+                lagp[nl] = &lags[nl];
+                nl++;
+            }
+            for (size_t o = 0; o < st[k].theirs.count; o++) {
+                const struct store_vv_entry *t = &st[k].theirs.e[o];
+                if (store_vv_seq(ours, t->origin) != 0 || t->head.seq == 0)
+                    continue;
+                im__origin_lag__init(&lags[nl]);
+                lags[nl].origin = (char *)t->origin;
+                lags[nl].ahead = t->head.seq;
+                lagp[nl] = &lags[nl];
+                nl++;
+            }
+        }
+        p->origins = lagp + lag0;
+        p->n_origins = nl - lag0;
+        for (int r = 0; r < REPL_R_COUNT; r++)
+            if (st[k].repl_rejected[r]) {
+                im__count__init(&cnt[nc]);
+                cnt[nc].key = (char *)repl_reason_name(r);
+                cnt[nc].count = st[k].repl_rejected[r];
+                cntp[nc] = &cnt[nc];
+                nc++;
+            }
+        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
+            if (st[k].chan_rejected[r]) {
+                im__count__init(&cnt[nc]);
+                cnt[nc].key = (char *)chan_reject_name(r);
+                cnt[nc].count = st[k].chan_rejected[r];
+                cntp[nc] = &cnt[nc];
+                nc++;
+            }
+        p->rejected = cntp + c0;
+        p->n_rejected = nc - c0;
+        psp[k] = p;
+    }
+    pr.peers = psp;
+    pr.n_peers = n;
+    {
+        size_t c0 = nc;
+        for (int r = 0; r < PEER_REJECT_COUNT; r++)
+            if (node_rej[r]) {
+                im__count__init(&cnt[nc]);
+                cnt[nc].key = (char *)peer_reject_name(r);
+                cnt[nc].count = node_rej[r];
+                cntp[nc] = &cnt[nc];
+                nc++;
+            }
+        pr.rejected = cntp + c0;
+        pr.n_rejected = nc - c0;
+    }
+    res.peers = &pr;
+    set_result(x, i, &res);
+out:
+    free(st);
+    free(ours);
+    free(ps);
+    free(psp);
+    free(lags);
+    free(lagp);
+    free(cnt);
+    free(cntp);
+}
+
 /* Answers the read ops (and write ops refused before the committer). */
 static void
 run_reads(struct api_ctx *x)
@@ -578,6 +706,9 @@ run_reads(struct api_ctx *x)
             break;
         case IM__OP__KIND_PING:
             op_ping(x, i);
+            break;
+        case IM__OP__KIND_PEERS:
+            op_peers(x, i, txn);
             break;
         default:
             set_error(x, i, IM_EINVAL, "empty operation");
@@ -753,12 +884,13 @@ ctx_cb(void *arg)
 
 int
 api_start(struct api *a, const struct config *cfg, struct store *s,
-          struct committer *c, struct im_err *e)
+          struct committer *c, struct peers *peers, struct im_err *e)
 {
     int rv;
 
     memset(a, 0, sizeof *a);
     a->cfg = cfg;
+    a->peers = peers;
     a->store = s;
     a->commit = c;
     if ((rv = nng_rep0_open(&a->sock)) != 0)

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "commit.h"
+#include "peer.h"
 #include "config.h"
 #include "store.h"
 
@@ -28,13 +29,14 @@ struct api {
     struct store *store;
     struct committer *commit;
     const struct config *cfg;
+    struct peers *peers;        /* NULL: no replication (imctl peers is empty) */
     _Atomic uint64_t requests, refused;
 };
 
 /* Listens on cfg->node.listen and starts serving. All arguments are
  * borrowed until api_stop returns. */
 int api_start(struct api *a, const struct config *cfg, struct store *s,
-              struct committer *c, struct im_err *e);
+              struct committer *c, struct peers *peers, struct im_err *e);
 
 /* Closes the socket (no new requests). Call commit_stop next, then
  * api_free: in-flight writes finish durably even if their replies cannot

@@ -62,9 +62,20 @@ fail_op(struct commit_op *op, int code, const char *msg)
 static void
 fail_reqs(struct commit_req *list, const struct im_err *e)
 {
-    for (struct commit_req *r = list; r != NULL; r = r->next)
+    for (struct commit_req *r = list; r != NULL; r = r->next) {
         for (size_t i = 0; i < r->ops_count; i++)
             fail_op(&r->ops[i], e->code, im_errmsg(e));
+        if (r->write != NULL) {
+            r->write_code = e->code ? e->code : IM_ESTORE;
+            snprintf(r->write_error, sizeof r->write_error, "%s", im_errmsg(e));
+        }
+    }
+}
+
+static size_t
+req_weight(const struct commit_req *r)
+{
+    return r->write != NULL ? r->weight : r->ops_count;
 }
 
 static int
@@ -128,7 +139,16 @@ run_txn(struct committer *c, struct commit_req *list, struct incident *inc,
 
     if ((rv = store_write_begin(c->store, &t, e)) != 0)
         return rv;
-    for (struct commit_req *r = list; r != NULL; r = r->next)
+    for (struct commit_req *r = list; r != NULL; r = r->next) {
+        if (r->write != NULL) {
+            r->write_code = 0;
+            if ((rv = r->write(r, &t, &c->clock, now_ms, e)) != 0) {
+                store_abort(&t);
+                return rv;
+            }
+            events++;
+            continue;
+        }
         for (size_t i = 0; i < r->ops_count; i++) {
             ops++;
             if ((rv = apply_op(c, &t, r->actor, &r->ops[i], inc, now_ms, e)) != 0) {
@@ -137,8 +157,11 @@ run_txn(struct committer *c, struct commit_req *list, struct incident *inc,
             }
             events += r->ops[i].code == 0;
         }
+    }
     if ((rv = store_commit(&t, c->site_key, e)) != 0)
         return rv;
+    if (events > 0 && c->on_commit != NULL)
+        c->on_commit(c->on_commit_arg);
     atomic_fetch_add(&c->commits, 1);
     atomic_fetch_add(&c->events, events);
     if (ops > atomic_load(&c->batch_ops_max))
@@ -201,11 +224,11 @@ writer_main(void *arg)
         /* Take what is waiting, up to one batch: whoever arrived during
          * the last fsync shares the next one. */
         batch = last = c->head;
-        ops = batch->ops_count;
+        ops = req_weight(batch);
         while (last->next != NULL &&
-               ops + last->next->ops_count <= COMMIT_BATCH_OPS_MAX) {
+               ops + req_weight(last->next) <= COMMIT_BATCH_OPS_MAX) {
             last = last->next;
-            ops += last->ops_count;
+            ops += req_weight(last);
         }
         c->head = last->next;
         if (c->head == NULL)
@@ -223,6 +246,14 @@ int
 commit_start(struct committer *c, struct store *s,
              const struct im_key *site_key, struct im_err *e)
 {
+    return commit_start_with(c, s, site_key, NULL, NULL, e);
+}
+
+int
+commit_start_with(struct committer *c, struct store *s,
+                  const struct im_key *site_key, void (*on_commit)(void *arg),
+                  void *on_commit_arg, struct im_err *e)
+{
     struct store_head head;
     MDB_txn *txn;
     int rv;
@@ -230,6 +261,8 @@ commit_start(struct committer *c, struct store *s,
     memset(c, 0, sizeof *c);
     c->store = s;
     c->site_key = site_key;
+    c->on_commit = on_commit;
+    c->on_commit_arg = on_commit_arg;
     /* Seed the clock past our own last event, so that a restart with a
      * clock that went backwards still extends the chain in order. */
     if ((rv = store_read_begin(s, &txn, e)) != 0)
@@ -253,7 +286,9 @@ commit_start(struct committer *c, struct store *s,
 int
 commit_submit(struct committer *c, struct commit_req *r)
 {
-    if (r->ops_count == 0 || r->ops_count > REQ_OPS_MAX)
+    if (r->write != NULL ? (r->ops_count != 0 || r->weight == 0 ||
+                            r->weight > COMMIT_BATCH_OPS_MAX)
+                         : (r->ops_count == 0 || r->ops_count > REQ_OPS_MAX))
         return IM_ETOOBIG;
     for (size_t i = 0; i < r->ops_count; i++) {
         r->ops[i].result = NULL;
@@ -266,7 +301,7 @@ commit_submit(struct committer *c, struct commit_req *r)
         pthread_mutex_unlock(&c->mu);
         return IM_ECLOSED;
     }
-    if (c->queued_ops + r->ops_count > COMMIT_QUEUE_MAX) {
+    if (c->queued_ops + req_weight(r) > COMMIT_QUEUE_MAX) {
         pthread_mutex_unlock(&c->mu);
         return IM_EBUSY;
     }
@@ -275,7 +310,7 @@ commit_submit(struct committer *c, struct commit_req *r)
     else
         c->head = r;
     c->tail = r;
-    c->queued_ops += r->ops_count;
+    c->queued_ops += req_weight(r);
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return 0;

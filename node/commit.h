@@ -39,6 +39,18 @@ struct commit_req {
     const char *actor;      /* borrowed: who caused the events */
     struct commit_op *ops;
     size_t ops_count;
+    /* Instead of ops (ops_count 0): custom work in the batch's write
+     * transaction, such as storing replicated events. It returns 0, having
+     * recorded its own outcome in its request, or a failure of the
+     * transaction (which is then retried with this request alone, like
+     * ops). weight (1..COMMIT_BATCH_OPS_MAX) stands for ops_count in
+     * batching. write_code is set after the commit: 0, or why the
+     * transaction failed (nothing of it is durable). */
+    int (*write)(struct commit_req *req, struct store_txn *t, struct hlc *clk,
+                 uint64_t now_ms, struct im_err *e);
+    size_t weight;
+    int write_code;
+    char write_error[IM_ERRMSG_MAX];
     /* Called on the writer thread once every op has its result. Must not
      * block: hand the reply to another thread. */
     void (*done)(struct commit_req *req);
@@ -57,6 +69,10 @@ struct committer {
     size_t queued_ops;
     int stopping;
     int started;
+    /* Called on the writer thread after every commit that stored
+     * something (given to commit_start_with; must not block). */
+    void (*on_commit)(void *arg);
+    void *on_commit_arg;
     /* Counters for metrics and benchmarks. */
     _Atomic uint64_t commits, events, failures, batch_ops_max;
 };
@@ -65,6 +81,13 @@ struct committer {
  * for the committer's lifetime. */
 int commit_start(struct committer *c, struct store *s,
                  const struct im_key *site_key, struct im_err *e);
+
+/* Same, calling on_commit(on_commit_arg) on the writer thread after every
+ * commit that stored something. */
+int commit_start_with(struct committer *c, struct store *s,
+                      const struct im_key *site_key,
+                      void (*on_commit)(void *arg), void *on_commit_arg,
+                      struct im_err *e);
 
 /* Queues r. IM_EBUSY if COMMIT_QUEUE_MAX ops are already waiting,
  * IM_ECLOSED if stopping; in both cases done() is not called and r is the

@@ -16,6 +16,7 @@
 #include "devmode.h"
 #include "keys.h"
 #include "log.h"
+#include "peer.h"
 #include "store.h"
 
 static const char usage[] =
@@ -72,6 +73,7 @@ run_node(struct config *cfg, int dev)
     struct im_key site_key;
     struct store store;
     struct committer commit;
+    struct peers peers;
     struct api api;
     sigset_t sigs;
     char tag[32];
@@ -91,10 +93,14 @@ run_node(struct config *cfg, int dev)
     if (store_open(&store, cfg->node.data, cfg->node.site, cfg->node.map_size,
                    &e) != 0)
         goto fail;
-    if (commit_start(&commit, &store, &site_key, &e) != 0)
+    peers_init(&peers);
+    if (commit_start_with(&commit, &store, &site_key, peers_notify, &peers,
+                          &e) != 0)
         goto fail_store;
-    if (api_start(&api, cfg, &store, &commit, &e) != 0)
+    if (peers_start(&peers, cfg, &store, &commit, &site_key, &e) != 0)
         goto fail_commit;
+    if (api_start(&api, cfg, &store, &commit, &peers, &e) != 0)
+        goto fail_peers;
     if (dev && devmode_announce(cfg, &e) != 0)
         goto fail_api;
     log_info("serving site %s on %s (data %s)", cfg->node.site,
@@ -106,7 +112,9 @@ run_node(struct config *cfg, int dev)
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
     api_close(&api);
+    peers_close(&peers);
     commit_stop(&commit);
+    peers_fini(&peers);
     api_free(&api);
     store_close(&store);
     sodium_memzero(&site_key, sizeof site_key);
@@ -115,11 +123,16 @@ run_node(struct config *cfg, int dev)
 
 fail_api:
     api_close(&api);
+    peers_close(&peers);
     commit_stop(&commit);
+    peers_fini(&peers);
     api_free(&api);
     goto fail_store;
+fail_peers:
+    peers_close(&peers);
 fail_commit:
     commit_stop(&commit);
+    peers_fini(&peers);
 fail_store:
     store_close(&store);
 fail:

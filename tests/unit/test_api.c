@@ -396,7 +396,7 @@ setup(void)
     if (config_parse(cfg, "test.conf", text, &e) != 0 ||
         store_open(&store, data, "AMS", MAP_SIZE_DEFAULT, &e) != 0 ||
         commit_start(&commit, &store, &site_key, &e) != 0 ||
-        api_start(&api, cfg, &store, &commit, &e) != 0) {
+        api_start(&api, cfg, &store, &commit, NULL, &e) != 0) {
         fprintf(stderr, "setup: %s\n", im_errmsg(&e));
         return -1;
     }

@@ -1,0 +1,176 @@
+/* peer: the node's replication links over NNG (DESIGN.md §4).
+ *
+ * Each node listens for peers on one rep0 socket (its site's peer address)
+ * and dials every other configured site with a req0 socket of its own, so
+ * each side drives its own pushes and pulls (node/repl.h) and a link that
+ * is down one way still works the other. Every exchange runs inside a
+ * secure-channel session (lib/chan.h) authenticated by both sites' pinned
+ * keys; the framing of handshake and data messages on the NNG sockets is in
+ * docs/protocol-replication.md.
+ *
+ * Threads: one per dialled peer (handshake, then push what the peer lacks
+ * as soon as a commit wakes it, else pull once a second), and
+ * PEER_SERVER_WORKERS serving the rep socket. Writes go through the
+ * committer, so replicated events share its group commit. */
+#ifndef IM_PEER_H
+#define IM_PEER_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "chan.h"
+#include "commit.h"
+#include "config.h"
+#include "repl.h"
+#include "store.h"
+
+#define PEER_SERVER_WORKERS 4
+
+/* A request on a link that has no answer within this is abandoned and the
+ * session dropped (a new handshake follows): bounds how long a dead peer
+ * holds its link thread. */
+#define PEER_REQUEST_TIMEOUT_MS 10000
+
+/* Reconnect back-off of the dialers (NNG_OPT_RECONNMINT/MAXT), and of a
+ * failed handshake. */
+#define PEER_RECONNECT_MS_MIN 100
+#define PEER_RECONNECT_MS_MAX 5000
+
+/* Sessions the listening side keeps: one per dialling peer, plus pending
+ * handshakes; the oldest pending one is dropped when full. Idle sessions
+ * expire after PEER_SESSION_IDLE_MS. */
+#define PEER_SESSIONS_MAX (2 * SITES_MAX + 16)
+#define PEER_SESSION_IDLE_MS (10 * 60 * 1000)
+#define PEER_PENDING_MS 10000
+
+/* Lag samples kept per link for the p99. */
+#define PEER_LAG_SAMPLES 512
+
+/* Transport message kinds (first byte of every NNG message). */
+enum peer_msg {
+    PEER_MSG_HS1 = 1,   /* req: chan msg1 */
+    PEER_MSG_HS2 = 2,   /* rep: sid[8] chan msg2 */
+    PEER_MSG_HS3 = 3,   /* req: sid[8] chan msg3 */
+    PEER_MSG_HSOK = 4,  /* rep: sid[8] */
+    PEER_MSG_DATA = 5,  /* req/rep: sid[8] chan frame */
+    PEER_MSG_ERR = 6,   /* rep: code[4, BE, negated] text: session refused */
+};
+#define PEER_SID_BYTES 8
+#define PEER_WIRE_MAX (1 + PEER_SID_BYTES + CHAN_OVERHEAD + REPL_MSG_SIZE_MAX)
+_Static_assert(REPL_MSG_SIZE_MAX <= CHAN_PLAIN_MAX,
+               "a replication message fits one frame");
+
+struct peers;
+
+struct peer_link {
+    struct peers *p;
+    const struct cfg_site *site;
+    nng_socket sock;
+    int sock_open;
+    pthread_t thread;
+    int thread_started;
+    /* Owned by the link's thread. */
+    struct chan_session cs;
+    int has_session;
+    uint8_t sid[PEER_SID_BYTES];
+    uint64_t backoff_ms;
+    /* Shared with status readers: under mu. */
+    pthread_mutex_t mu;
+    struct repl_link link;
+    _Atomic int pipes;
+    int connected;
+    uint64_t last_contact_ms;
+    uint64_t bytes_in, bytes_out, sessions;
+    uint64_t chan_rejected[CHAN_REJECT_COUNT];      /* of ended sessions */
+    uint64_t live_chan_rejected[CHAN_REJECT_COUNT]; /* of the dialled one */
+    struct repl_counters srv_counters;   /* what it sent us on its link */
+    uint64_t lag[PEER_LAG_SAMPLES];
+    size_t lag_count, lag_next;
+    char error[IM_ERRMSG_MAX];
+};
+
+struct peer_status {
+    char site[SITE_CODE_MAX + 1];
+    char address[URL_MAX + 1];
+    int connected;
+    uint64_t last_contact_ms, lag_ms, lag_p99_ms;
+    uint64_t bytes_in, bytes_out, events_in, events_out, sessions;
+    struct store_vv theirs;
+    int theirs_known;
+    uint64_t repl_rejected[REPL_R_COUNT];
+    uint64_t chan_rejected[CHAN_REJECT_COUNT];
+    char error[IM_ERRMSG_MAX];
+};
+
+/* Reasons a frame or handshake is refused on the listening side before a
+ * peer is known: the channel's own, plus these. */
+#define PEER_REJECT_UNKNOWN_SESSION CHAN_REJECT_COUNT
+#define PEER_REJECT_BAD_MESSAGE (CHAN_REJECT_COUNT + 1)
+#define PEER_REJECT_COUNT (CHAN_REJECT_COUNT + 2)
+const char *peer_reject_name(int reason);
+
+struct peer_srv_session {
+    int state;                  /* 0 free, 1 handshake pending, 2 live */
+    uint8_t sid[PEER_SID_BYTES];
+    struct chan_hs hs;
+    struct chan_session cs;
+    int link;                   /* index of the peer's link */
+    uint64_t last_ms;
+};
+
+struct peers {
+    const struct config *cfg;
+    struct store *store;
+    struct committer *commit;
+    const struct im_key *key;
+    uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES];
+    struct repl_env env;
+
+    nng_socket srv;
+    int srv_open;
+    pthread_t workers[PEER_SERVER_WORKERS];
+    int workers_started;
+    /* The listening side's sessions and node-wide rejections: under srv_mu
+     * (which also serialises their crypto). */
+    pthread_mutex_t srv_mu;
+    struct peer_srv_session sessions[PEER_SESSIONS_MAX];
+    uint64_t rejected[PEER_REJECT_COUNT];
+
+    struct peer_link links[SITES_MAX];
+    size_t links_count;
+
+    /* Commits wake the link threads: gen counts them. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t gen;
+    int stopping;
+};
+
+/* Life cycle: peers_init (before commit_start, which is given
+ * on_commit = peers_notify, arg p), peers_start (after commit_start),
+ * peers_close (before commit_stop), peers_fini (after it). */
+void peers_init(struct peers *p);
+
+/* Starts listening (if this site has a peer address) and dialling every
+ * other site that has one. Everything passed is borrowed until
+ * peers_close. On failure everything started is closed again. */
+int peers_start(struct peers *p, const struct config *cfg, struct store *s,
+                struct committer *c, const struct im_key *key,
+                struct im_err *e);
+
+/* Wakes the link threads: there is something new to push. Safe from any
+ * thread; never blocks for long. */
+void peers_notify(void *p);
+
+/* Stops the threads and closes the sockets. */
+void peers_close(struct peers *p);
+void peers_fini(struct peers *p);
+
+/* A snapshot of every link. out holds SITES_MAX; node_rejected holds
+ * PEER_REJECT_COUNT. */
+void peers_status(struct peers *p, struct peer_status *out, size_t *count,
+                  uint64_t *node_rejected);
+
+#endif
