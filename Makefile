@@ -33,12 +33,15 @@ endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
+            lib/chan.c \
             lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api
 TOOLS    :=
+UNIT_TESTS += test_chan
+TOOLS    += bench_chan
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
@@ -86,6 +89,10 @@ $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/bench_lmdb: $(OUT)/tests/bench/bench_lmdb.o $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/bench_chan: $(OUT)/tests/bench/bench_chan.o $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
