@@ -33,6 +33,7 @@ endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
+            lib/chan.c \
             lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/repl.c node/peer.c
@@ -40,6 +41,8 @@ CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api test_sim
 TOOLS    :=
+UNIT_TESTS += test_chan
+TOOLS    += bench_chan
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
@@ -87,6 +90,10 @@ $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/bench_lmdb: $(OUT)/tests/bench/bench_lmdb.o $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/bench_chan: $(OUT)/tests/bench/bench_chan.o $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

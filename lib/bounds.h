@@ -86,6 +86,14 @@
 #define MAP_SIZE_DEFAULT (64ULL * 1024 * 1024 * 1024)
 #define MAP_SIZE_MIN (1ULL * 1024 * 1024)
 
+/* One secure-channel frame's payload. A replication message carries up to
+ * ~8 MiB of events and a node API request up to REQ_SIZE_MAX; twice the
+ * former leaves room without letting one frame pin much memory. Links set
+ * their own tighter receive limit (NNG_OPT_RECVMAXSZ) below this. API replies
+ * (REPLY_SIZE_MAX) over a remote channel must be paged to fit. */
+#define CHAN_PLAIN_MAX (16 * 1024 * 1024)
+
+_Static_assert(REQ_SIZE_MAX <= CHAN_PLAIN_MAX, "a request fits one frame");
 _Static_assert(TITLE_MAX + DESCRIPTION_MAX + SERVICE_MAX + 2 * CATEGORY_MAX +
                    INCIDENT_ID_MAX + OPERATOR_NAME_MAX + 1024 <=
                EVENT_SIZE_MAX,

@@ -34,7 +34,9 @@
     X(IM_ECORRUPT, "data corrupt")                                      \
     X(IM_ECLOCK, "clock skew too large")                                \
     X(IM_ECLOSED, "shutting down")                                      \
-    X(IM_ECRYPTO, "cryptographic failure")
+    X(IM_ECRYPTO, "cryptographic failure")                             \
+    X(IM_EAUTH, "authentication failed")                                \
+    X(IM_EREPLAY, "replayed or stale frame")
 
 enum im_err_index {
 #define IM_ERR_INDEX_(name, msg) name##_INDEX_,

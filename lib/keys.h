@@ -22,6 +22,7 @@
  * for another. */
 #define KEY_CTX_REQUEST "im-req-v1"
 #define KEY_CTX_CHECKPOINT "im-ckpt-v1"
+#define KEY_CTX_CHAN "im-chan-v1" /* secure-channel handshake transcripts */
 
 struct im_key {
     uint8_t pk[KEY_PUB_BYTES];
