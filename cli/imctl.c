@@ -1225,6 +1225,32 @@ cmd_stats(struct ctx *c, const struct args *a)
 }
 
 static int
+cmd_peers(struct ctx *c, const struct args *a)
+{
+    Im__Peers q = IM__PEERS__INIT;
+    Im__Op op = IM__OP__INIT;
+    Im__Response *resp;
+    const Im__Result *res;
+    int rv = 0;
+
+    op.kind_case = IM__OP__KIND_PEERS;
+    op.peers = &q;
+    if ((rv = call_one(c, &op, &resp, &res)) != 0)
+        return rv;
+    if (res->peers == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO, "node sent no peers reply");
+    }
+    if (c->json)
+        rv = render_json_print(stdout, render_peers_json(res->peers, clock_wall_ms()),
+                               &c->err);
+    else
+        render_peers_text(stdout, res->peers, clock_wall_ms());
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
+static int
 cmd_ping(struct ctx *c, const struct args *a)
 {
     Im__Ping p = IM__PING__INIT;
@@ -1507,6 +1533,11 @@ static const struct command commands[] = {
     {"stats", cmd_stats, NEEDS_NODE, 0, 0, stats_opts, "[--since DURATION]",
      "Counts by state and priority, MTTA and MTTR, per service.",
      "imctl stats --since 7d"},
+    {"peers", cmd_peers, NEEDS_NODE, 0, 0, no_opts, "",
+     "Replication links of this node: connected or not, last contact, "
+     "events each peer lacks per origin, lag (latest, p99), bytes in/out, "
+     "frames and ranges rejected and why.",
+     "imctl peers --json"},
     {"ping", cmd_ping, NEEDS_NODE, 0, 0, no_opts, "",
      "Check the node: site, your operator name and role, version, clock "
      "skew.",

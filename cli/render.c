@@ -339,6 +339,120 @@ render_ping_json(const Im__PingReply *p, int64_t skew_ms,
     return finish(&b, j);
 }
 
+static json_t *
+counts_json(struct jb *b, Im__Count **c, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        put(b, o, c[i]->key, juint(c[i]->count));
+    return o;
+}
+
+json_t *
+render_peers_json(const Im__PeersReply *r, uint64_t now_ms)
+{
+    struct jb b = {0};
+    json_t *j = json_object(), *have = json_object(), *peers = json_array();
+
+    put(&b, j, "site", jstr(r->site));
+    for (size_t i = 0; i < r->n_have; i++)
+        put(&b, have, r->have[i]->origin, juint(r->have[i]->seq));
+    put(&b, j, "have", have);
+    for (size_t i = 0; i < r->n_peers; i++) {
+        const Im__PeerStatus *p = r->peers[i];
+        json_t *o = json_object(), *origins = json_object();
+        put(&b, o, "site", jstr(p->site));
+        put(&b, o, "address", jstr(p->address));
+        put(&b, o, "connected", json_boolean(p->connected));
+        put(&b, o, "last_contact", jtime(p->last_contact_ms));
+        put(&b, o, "last_contact_ago_ms",
+            p->last_contact_ms && now_ms >= p->last_contact_ms
+                ? juint(now_ms - p->last_contact_ms)
+                : json_null());
+        for (size_t k = 0; k < p->n_origins; k++) {
+            json_t *x = json_object();
+            put(&b, x, "behind", juint(p->origins[k]->behind));
+            put(&b, x, "ahead", juint(p->origins[k]->ahead));
+            put(&b, origins, p->origins[k]->origin, x);
+        }
+        put(&b, o, "origins", origins);
+        put(&b, o, "lag_ms", juint(p->lag_ms));
+        put(&b, o, "lag_p99_ms", juint(p->lag_p99_ms));
+        put(&b, o, "bytes_in", juint(p->bytes_in));
+        put(&b, o, "bytes_out", juint(p->bytes_out));
+        put(&b, o, "events_in", juint(p->events_in));
+        put(&b, o, "events_out", juint(p->events_out));
+        put(&b, o, "sessions", juint(p->sessions));
+        put(&b, o, "rejected", counts_json(&b, p->rejected, p->n_rejected));
+        put(&b, o, "last_error", p->last_error && p->last_error[0]
+                                     ? jstr(p->last_error)
+                                     : json_null());
+        if (json_array_append_new(peers, o) != 0)
+            b.failed = 1;
+    }
+    put(&b, j, "peers", peers);
+    put(&b, j, "rejected_unattributed",
+        counts_json(&b, r->rejected, r->n_rejected));
+    return finish(&b, j);
+}
+
+void
+render_peers_text(FILE *out, const Im__PeersReply *r, uint64_t now_ms)
+{
+    fprintf(out, "site %s holds:", r->site && r->site[0] ? r->site : "-");
+    for (size_t i = 0; i < r->n_have; i++)
+        fprintf(out, " %s=%" PRIu64, r->have[i]->origin, r->have[i]->seq);
+    fprintf(out, "%s\n", r->n_have ? "" : " nothing yet");
+    if (r->n_peers == 0) {
+        fprintf(out, "no peers: this is a single-site cluster\n");
+        return;
+    }
+    fprintf(out, "%-8s %-5s %-10s %-22s %8s %8s %10s %10s  %s\n", "PEER",
+            "LINK", "CONTACT", "BEHIND (theirs lack)", "LAG", "LAG-P99",
+            "BYTES-IN", "BYTES-OUT", "REJECTED");
+    for (size_t i = 0; i < r->n_peers; i++) {
+        const Im__PeerStatus *p = r->peers[i];
+        char contact[32], behind[256], rej[256];
+        size_t n = 0;
+        if (p->last_contact_ms == 0)
+            snprintf(contact, sizeof contact, "never");
+        else
+            snprintf(contact, sizeof contact, "%.1fs ago",
+                     now_ms > p->last_contact_ms
+                         ? (double)(now_ms - p->last_contact_ms) / 1000.0
+                         : 0.0);
+        behind[0] = '\0';
+        for (size_t k = 0; k < p->n_origins && n < sizeof behind; k++)
+            if (p->origins[k]->behind || p->origins[k]->ahead)
+                n += (size_t)snprintf(behind + n, sizeof behind - n, "%s%s:%" PRIu64 "%s",
+                                      n ? " " : "", p->origins[k]->origin,
+                                      p->origins[k]->behind,
+                                      p->origins[k]->ahead ? "(+)" : "");
+        if (behind[0] == '\0')
+            snprintf(behind, sizeof behind, p->n_origins ? "in sync" : "unknown");
+        n = 0;
+        rej[0] = '\0';
+        for (size_t k = 0; k < p->n_rejected && n < sizeof rej; k++)
+            n += (size_t)snprintf(rej + n, sizeof rej - n, "%s%s=%" PRIu64,
+                                  n ? " " : "", p->rejected[k]->key,
+                                  p->rejected[k]->count);
+        fprintf(out, "%-8s %-5s %-10s %-22s %6" PRIu64 "ms %6" PRIu64
+                     "ms %10" PRIu64 " %10" PRIu64 "  %s\n",
+                p->site, p->connected ? "up" : "down", contact, behind,
+                p->lag_ms, p->lag_p99_ms, p->bytes_in, p->bytes_out,
+                rej[0] ? rej : "-");
+        if (p->last_error && p->last_error[0])
+            fprintf(out, "         last error: %s\n", p->last_error);
+    }
+    if (r->n_rejected > 0) {
+        fprintf(out, "refused before a peer was known:");
+        for (size_t k = 0; k < r->n_rejected; k++)
+            fprintf(out, " %s=%" PRIu64, r->rejected[k]->key,
+                    r->rejected[k]->count);
+        fprintf(out, "\n");
+    }
+}
+
 int
 render_json_print(FILE *out, json_t *j, struct im_err *e)
 {

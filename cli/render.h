@@ -54,6 +54,11 @@ void render_list_text(FILE *out, const Im__IncidentList *list, uint64_t now_ms);
 
 void render_stats_text(FILE *out, const Im__StatsReply *st);
 
+/* imctl peers: replication links (behind = events the peer lacks of each
+ * origin; "(+)" marks an origin where it holds more than we do). */
+json_t *render_peers_json(const Im__PeersReply *r, uint64_t now_ms);
+void render_peers_text(FILE *out, const Im__PeersReply *r, uint64_t now_ms);
+
 void render_ping_text(FILE *out, const Im__PingReply *p, int64_t skew_ms,
                       uint64_t round_trip_ms);
 

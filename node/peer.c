@@ -651,7 +651,7 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
         rv = repl_link_reply(&p->env, &work, plain, plain_size, clock_wall_ms(), e);
         chan_stats_get(&l->cs, &cst);
         pthread_mutex_lock(&l->mu);
-        if (work.counters.events_out != l->link.counters.events_out) {
+        if (work.lag_samples != l->link.lag_samples) {
             l->lag[l->lag_next] = work.lag_ms;
             l->lag_next = (l->lag_next + 1) % PEER_LAG_SAMPLES;
             if (l->lag_count < PEER_LAG_SAMPLES)

@@ -736,8 +736,10 @@ repl_link_reply(struct repl_env *env, struct repl_link *l,
     l->theirs_known = 1;
     if (l->pushing) {
         l->counters.events_out += r->applied;
-        if (l->last_pushed_hlc != 0 && now_ms >= HLC_MS(l->last_pushed_hlc))
+        if (l->last_pushed_hlc != 0 && now_ms >= HLC_MS(l->last_pushed_hlc)) {
             l->lag_ms = now_ms - HLC_MS(l->last_pushed_hlc);
+            l->lag_samples++;
+        }
     }
     if (r->code != 0) {
         snprintf(l->last_error, sizeof l->last_error, "%s: %s", l->peer,

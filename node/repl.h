@@ -214,6 +214,7 @@ struct repl_link {
     uint64_t next_sync_ms;
     uint64_t last_pushed_hlc;   /* newest HLC in the request in flight */
     uint64_t lag_ms;            /* now - that HLC when the peer acknowledged */
+    uint64_t lag_samples;       /* how many times lag_ms was measured */
     int pushing;                /* the request in flight is a push */
     uint32_t batch_bytes;       /* max_bytes asked for in syncs (0: default) */
     struct repl_counters counters;
