@@ -69,8 +69,8 @@ enum mode {
 };
 
 static const char *const mode_names[MODES] = {
-    "raw xchacha encrypt",   "raw encrypt+decrypt", "chan_seal",
-    "chan_seal+chan_open",   "seal+open in place",
+    "raw xchacha encrypt", "raw encrypt+decrypt", "chan_seal",
+    "chan_seal+chan_open", "seal+open in place",
 };
 
 /* Runs one mode for seconds_per_row; returns frames per second. */
@@ -123,8 +123,7 @@ run(enum mode m, size_t size, struct chan_session *a, struct chan_session *b)
                     rv = chan_open_inplace(b, now_ms, frame,
                                            size + CHAN_OVERHEAD, &p, &pn, &e);
                 break;
-            case MODES:
-                abort();
+            case MODES: abort();
             }
         }
         if (rv != 0) {
@@ -164,11 +163,12 @@ main(int argc, char **argv)
             if (handshake(&a, &b) != 0)
                 return 1;
             rate[m] = run((enum mode)m, sizes[i], &a, &b);
-            printf("%-22s %8zu %12.0f %10.1f", mode_names[m], sizes[i],
-                   rate[m], rate[m] * (double)sizes[i] / 1e6);
+            printf("%-22s %8zu %12.0f %10.1f", mode_names[m], sizes[i], rate[m],
+                   rate[m] * (double)sizes[i] / 1e6);
             if (m >= CHAN_SEAL) /* against the raw row doing the same */
-                printf(" %7.2fx", rate[m] / (m == CHAN_SEAL ? rate[RAW_ENC]
-                                                            : rate[RAW_ENC_DEC]));
+                printf(" %7.2fx",
+                       rate[m] / (m == CHAN_SEAL ? rate[RAW_ENC]
+                                                 : rate[RAW_ENC_DEC]));
             printf("\n");
         }
     }
