@@ -25,15 +25,14 @@ static const char protocol_name[] =
 enum { KDF_CK1 = 1, KDF_K2 = 2, KDF_K3 = 3, KDF_I2R = 4, KDF_R2I = 5 };
 
 #define DH_BYTES crypto_scalarmult_curve25519_BYTES
-#define ID_BYTES (KEY_PUB_BYTES + KEY_SIG_BYTES)     /* pk || signature */
-#define SEALED_ID_BYTES (ID_BYTES + CHAN_TAG_BYTES)  /* AEAD of the above */
+#define ID_BYTES (KEY_PUB_BYTES + KEY_SIG_BYTES)        /* pk || signature */
+#define SEALED_ID_BYTES (ID_BYTES + CHAN_TAG_BYTES)     /* AEAD of the above */
 #define TBS_BYTES (1 + CHAN_HASH_BYTES + KEY_PUB_BYTES) /* role || h || pk */
 #define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
 _Static_assert(CHAN_HS1_BYTES == 1 + CHAN_CLUSTER_ID_BYTES + DH_BYTES + 32,
                "msg1 layout");
-_Static_assert(CHAN_HS2_BYTES == 1 + DH_BYTES + SEALED_ID_BYTES,
-               "msg2 layout");
+_Static_assert(CHAN_HS2_BYTES == 1 + DH_BYTES + SEALED_ID_BYTES, "msg2 layout");
 _Static_assert(CHAN_HS3_BYTES == 1 + SEALED_ID_BYTES, "msg3 layout");
 _Static_assert(CHAN_TAG_BYTES == crypto_aead_xchacha20poly1305_ietf_ABYTES,
                "tag size");
@@ -46,11 +45,16 @@ _Static_assert(CHAN_SESSION_ID_BYTES <= CHAN_HASH_BYTES, "id from h");
 _Static_assert(CHAN_REJECT_COUNT == 10, "chan_reject_name covers all");
 
 static const char *const reject_names[CHAN_REJECT_COUNT] = {
-    [CHAN_REJECT_MALFORMED] = "malformed", [CHAN_REJECT_AUTH] = "auth",
-    [CHAN_REJECT_REPLAY] = "replay",       [CHAN_REJECT_OLD] = "old",
-    [CHAN_REJECT_EPOCH] = "epoch",         [CHAN_REJECT_VERSION] = "version",
-    [CHAN_REJECT_CLUSTER] = "cluster",     [CHAN_REJECT_IDENTITY] = "identity",
-    [CHAN_REJECT_UNPINNED] = "unpinned",   [CHAN_REJECT_SIGNATURE] = "signature",
+    [CHAN_REJECT_MALFORMED] = "malformed",
+    [CHAN_REJECT_AUTH] = "auth",
+    [CHAN_REJECT_REPLAY] = "replay",
+    [CHAN_REJECT_OLD] = "old",
+    [CHAN_REJECT_EPOCH] = "epoch",
+    [CHAN_REJECT_VERSION] = "version",
+    [CHAN_REJECT_CLUSTER] = "cluster",
+    [CHAN_REJECT_IDENTITY] = "identity",
+    [CHAN_REJECT_UNPINNED] = "unpinned",
+    [CHAN_REJECT_SIGNATURE] = "signature",
 };
 
 const char *
@@ -177,9 +181,8 @@ id_seal(uint8_t out[SEALED_ID_BYTES], const uint8_t id[ID_BYTES],
         const uint8_t k[CHAN_KEY_BYTES], const uint8_t h[CHAN_HASH_BYTES])
 {
     static const uint8_t zero_nonce[NONCE_BYTES];
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, id, ID_BYTES, h,
-                                               CHAN_HASH_BYTES, NULL,
-                                               zero_nonce, k);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, NULL, id, ID_BYTES, h, CHAN_HASH_BYTES, NULL, zero_nonce, k);
 }
 
 static int
@@ -489,8 +492,8 @@ chan_hs_finish_initiator(struct chan_hs *hs, const uint8_t *msg2,
     memcpy(peer, id, KEY_PUB_BYTES);
     if ((rv = hs_check_peer(hs, peer, pinned, arg, "responder", e)) != 0)
         goto done;
-    if (verify_transcript(peer, ROLE_RESPONDER, hs->hs_h,
-                          id + KEY_PUB_BYTES) != 0) {
+    if (verify_transcript(peer, ROLE_RESPONDER, hs->hs_h, id + KEY_PUB_BYTES) !=
+        0) {
         rv = hs_fail(hs, CHAN_REJECT_SIGNATURE,
                      im_errf(e, IM_EBADSIG,
                              "signature invalid: the responder's signature "
@@ -547,8 +550,8 @@ chan_hs_finish_responder(struct chan_hs *hs, const uint8_t *msg3,
     memcpy(peer, id, KEY_PUB_BYTES);
     if ((rv = hs_check_peer(hs, peer, pinned, arg, "initiator", e)) != 0)
         goto done;
-    if (verify_transcript(peer, ROLE_INITIATOR, hs->hs_h,
-                          id + KEY_PUB_BYTES) != 0) {
+    if (verify_transcript(peer, ROLE_INITIATOR, hs->hs_h, id + KEY_PUB_BYTES) !=
+        0) {
         rv = hs_fail(hs, CHAN_REJECT_SIGNATURE,
                      im_errf(e, IM_EBADSIG,
                              "signature invalid: the initiator's signature "
@@ -823,11 +826,12 @@ open_frame(struct chan_session *s, uint64_t now_ms, const uint8_t *frame,
         if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
                 NULL, NULL, ct, payload_size, tag, frame, CHAN_HEADER_BYTES,
                 nonce, key) != 0) {
-            rv = rx_reject(rx, CHAN_REJECT_AUTH,
-                           im_errf(e, IM_EAUTH,
-                                   "frame does not authenticate (counter %"
-                                   PRIu64 ", epoch %" PRIu32 ")",
-                                   counter, epoch));
+            rv = rx_reject(
+                rx, CHAN_REJECT_AUTH,
+                im_errf(e, IM_EAUTH,
+                        "frame does not authenticate (counter %" PRIu64
+                        ", epoch %" PRIu32 ")",
+                        counter, epoch));
             goto done;
         }
         rv = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
@@ -851,7 +855,9 @@ open_frame(struct chan_session *s, uint64_t now_ms, const uint8_t *frame,
         memcpy(rx->rx_prev_key, prev, CHAN_KEY_BYTES);
         memcpy(rx->rx_key, next, CHAN_KEY_BYTES);
         rx->rx_prev_valid = 1;
-        rx->rx_prev_until_ms = now_ms + CHAN_PREV_KEY_MS;
+        rx->rx_prev_until_ms = now_ms > UINT64_MAX - CHAN_PREV_KEY_MS
+                                   ? UINT64_MAX
+                                   : now_ms + CHAN_PREV_KEY_MS;
         rx->rx_epoch = epoch;
         rx->rx_epoch_first = counter;
     }
@@ -909,16 +915,16 @@ void
 chan_stats_get(const struct chan_session *s, struct chan_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->frames_out = atomic_load_explicit(&s->tx.tx_frames,
-                                           memory_order_relaxed);
-    out->bytes_out = atomic_load_explicit(&s->tx.tx_bytes,
-                                          memory_order_relaxed);
-    out->frames_in = atomic_load_explicit(&s->rx.rx_frames,
-                                          memory_order_relaxed);
+    out->frames_out =
+        atomic_load_explicit(&s->tx.tx_frames, memory_order_relaxed);
+    out->bytes_out =
+        atomic_load_explicit(&s->tx.tx_bytes, memory_order_relaxed);
+    out->frames_in =
+        atomic_load_explicit(&s->rx.rx_frames, memory_order_relaxed);
     out->bytes_in = atomic_load_explicit(&s->rx.rx_bytes, memory_order_relaxed);
     for (int i = 0; i < CHAN_REJECT_COUNT; i++)
-        out->rejected[i] = atomic_load_explicit(&s->rx.rx_rejected[i],
-                                                memory_order_relaxed);
+        out->rejected[i] =
+            atomic_load_explicit(&s->rx.rx_rejected[i], memory_order_relaxed);
 }
 
 void

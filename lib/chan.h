@@ -24,11 +24,11 @@
  * a receive half in separate structs: calls to chan_seal* must be serialised
  * among themselves, and calls to chan_open* among themselves, but one thread
  * may seal while another opens. chan_stats_get may run at any time from any
- * thread. chan_session_wipe needs both halves idle. keys_init() must have run. */
+ * thread. chan_session_wipe needs both halves and stats readers idle.
+ * keys_init() must have run. */
 #ifndef IM_CHAN_H
 #define IM_CHAN_H
 
-#include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,18 +126,17 @@ struct chan_tx {
     _Atomic uint64_t tx_frames, tx_bytes;
 };
 
-/* Receiving half: private. Aligned apart from the sending half so that two
- * threads do not share a cache line. */
+/* Receiving half: private. */
 struct chan_rx {
-    alignas(64) uint8_t rx_key[CHAN_KEY_BYTES];
+    uint8_t rx_key[CHAN_KEY_BYTES];
     uint32_t rx_epoch;
     int rx_prev_valid;
     uint8_t rx_prev_key[CHAN_KEY_BYTES]; /* key of rx_epoch - 1 */
     uint64_t rx_prev_until_ms;
-    uint64_t rx_epoch_first;   /* first counter accepted in rx_epoch */
-    uint64_t rx_top;           /* highest accepted counter + 1; 0: none */
+    uint64_t rx_epoch_first; /* first counter accepted in rx_epoch */
+    uint64_t rx_top;         /* highest accepted counter + 1; 0: none */
     uint64_t rx_window[CHAN_REPLAY_WINDOW / 64]; /* bit c % WINDOW: seen */
-    int rx_last_reject;        /* reason of the last refused frame; -1 none */
+    int rx_last_reject; /* reason of the last refused frame; -1 none */
     _Atomic uint64_t rx_frames, rx_bytes, rx_rejected[CHAN_REJECT_COUNT];
 };
 
@@ -146,8 +145,12 @@ struct chan_session {
     uint8_t peer_pk[KEY_PUB_BYTES]; /* who the peer is (pinned, verified) */
     uint8_t session_id[CHAN_SESSION_ID_BYTES]; /* same on both ends; public,
                                                   for logs */
-    int live;                       /* 1 until chan_session_wipe */
+    int live;                                  /* 1 until chan_session_wipe */
     struct chan_tx tx;
+    /* A cache line between the halves, so the sealing and the opening
+     * thread never share one (padding, not alignas: a session may live in
+     * malloc'd memory, which is only 16-byte aligned). */
+    uint8_t pad_[64];
     struct chan_rx rx;
 };
 
@@ -163,8 +166,8 @@ struct chan_stats {
  * key. self is borrowed until the handshake finishes or fails. */
 int chan_hs_initiate(struct chan_hs *hs, const struct im_key *self,
                      const uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES],
-                     const uint8_t expect_peer_pk[KEY_PUB_BYTES],
-                     uint8_t *msg1, size_t *msg1_size, struct im_err *e);
+                     const uint8_t expect_peer_pk[KEY_PUB_BYTES], uint8_t *msg1,
+                     size_t *msg1_size, struct im_err *e);
 
 /* Responder, step 1: checks msg1 (version, cluster) and writes msg2
  * (CHAN_HS2_BYTES). Costs an X25519 and an Ed25519 signature and nothing
@@ -179,16 +182,15 @@ int chan_hs_respond(struct chan_hs *hs, const struct im_key *self,
  * establishes *out. The session is usable at once; the responder confirms it
  * implicitly by its first frame. pinned must not be NULL. */
 int chan_hs_finish_initiator(struct chan_hs *hs, const uint8_t *msg2,
-                             size_t msg2_size, chan_pinned_fn pinned,
-                             void *arg, uint8_t *msg3, size_t *msg3_size,
+                             size_t msg2_size, chan_pinned_fn pinned, void *arg,
+                             uint8_t *msg3, size_t *msg3_size,
                              struct chan_session *out, struct im_err *e);
 
 /* Responder, step 2: verifies msg3 (the initiator is pinned and signed this
  * transcript) and establishes *out. pinned must not be NULL. */
 int chan_hs_finish_responder(struct chan_hs *hs, const uint8_t *msg3,
-                             size_t msg3_size, chan_pinned_fn pinned,
-                             void *arg, struct chan_session *out,
-                             struct im_err *e);
+                             size_t msg3_size, chan_pinned_fn pinned, void *arg,
+                             struct chan_session *out, struct im_err *e);
 /* Every chan_hs_* call that fails (and both finishes when they succeed)
  * wipes the handshake's secrets; a failed handshake cannot be continued.
  * On failure hs->reject says why, e says which check failed in words

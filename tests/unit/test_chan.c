@@ -33,8 +33,8 @@ pinned_in(void *arg, const uint8_t pk[KEY_PUB_BYTES])
 
 static struct pins pins_all; /* A, B and C */
 
-/* Runs the three messages; returns the first failure. *failed_hs says whose
- * state failed (for hs->reject). */
+/* One handshake between two configured ends; r->reject is the failing
+ * side's reason. */
 struct hs_run {
     const struct im_key *ini, *resp;
     const uint8_t *cluster_ini, *cluster_resp;
@@ -50,27 +50,34 @@ hs_run(struct hs_run *r, struct chan_session *si, struct chan_session *sr)
 {
     uint8_t m1[CHAN_HS_MSG_MAX], m2[CHAN_HS_MSG_MAX], m3[CHAN_HS_MSG_MAX];
     size_t n1 = sizeof m1, n2 = sizeof m2, n3 = sizeof m3;
+    struct chan_hs *failed = &r->hs_i;
     int rv;
 
-    r->reject = -1;
     im_errclear(&r->e);
     rv = chan_hs_initiate(&r->hs_i, r->ini, r->cluster_ini, r->expect, m1, &n1,
                           &r->e);
     if (rv != 0)
-        return r->reject = r->hs_i.reject, rv;
+        goto fail;
+    failed = &r->hs_r;
     rv = chan_hs_respond(&r->hs_r, r->resp, r->cluster_resp, m1, n1, m2, &n2,
                          &r->e);
     if (rv != 0)
-        return r->reject = r->hs_r.reject, rv;
+        goto fail;
+    failed = &r->hs_i;
     rv = chan_hs_finish_initiator(&r->hs_i, m2, n2, pinned_in, r->pins_ini, m3,
                                   &n3, si, &r->e);
     if (rv != 0)
-        return r->reject = r->hs_i.reject, rv;
+        goto fail;
+    failed = &r->hs_r;
     rv = chan_hs_finish_responder(&r->hs_r, m3, n3, pinned_in, r->pins_resp, sr,
                                   &r->e);
     if (rv != 0)
-        return r->reject = r->hs_r.reject, rv;
+        goto fail;
+    r->reject = -1;
     return 0;
+fail:
+    r->reject = failed->reject;
+    return rv;
 }
 
 static void
@@ -125,8 +132,8 @@ all_bytes(const uint8_t *p, size_t size, uint8_t v)
 
 /* Seals size bytes of pattern seed at now_ms; returns the frame size. */
 static size_t
-seal_pattern(struct chan_session *s, uint64_t now_ms, uint8_t seed,
-             size_t size, uint8_t *frame, size_t cap)
+seal_pattern(struct chan_session *s, uint64_t now_ms, uint8_t seed, size_t size,
+             uint8_t *frame, size_t cap)
 {
     uint8_t plain[256];
     size_t n = cap;
@@ -165,8 +172,7 @@ TEST(handshake_and_traffic)
     struct chan_session a, b;
     struct chan_hs wiped;
     struct chan_stats st;
-    static uint8_t plain[65536], frame[65536 + CHAN_OVERHEAD],
-        back[65536];
+    static uint8_t plain[65536], frame[65536 + CHAN_OVERHEAD], back[65536];
     static const size_t sizes[] = {0, 1, 255, 256, 4096, 65536};
     struct im_err e;
 
@@ -227,8 +233,8 @@ TEST(wire_layout_matches_the_document)
     REQUIRE(chan_hs_respond(&hr, &key_b, cluster, m1, n1, m2, &n2, &e) == 0);
     CHECK_EQ_INT(n2, CHAN_HS2_BYTES);
     CHECK_EQ_INT(m2[0], 0x12);
-    REQUIRE(chan_hs_finish_initiator(&hi, m2, n2, pinned_in, &pins_all, m3,
-                                     &n3, &a, &e) == 0);
+    REQUIRE(chan_hs_finish_initiator(&hi, m2, n2, pinned_in, &pins_all, m3, &n3,
+                                     &a, &e) == 0);
     CHECK_EQ_INT(n3, CHAN_HS3_BYTES);
     CHECK_EQ_INT(m3[0], 0x13);
     REQUIRE(chan_hs_finish_responder(&hr, m3, n3, pinned_in, &pins_all, &b,
@@ -325,8 +331,8 @@ TEST(every_truncation_and_extension)
     CHECK_EQ_INT(rejected(&b, CHAN_REJECT_MALFORMED), CHAN_OVERHEAD);
     CHECK_EQ_INT(rejected(&b, CHAN_REJECT_AUTH), fn - CHAN_OVERHEAD);
     frame[fn] = 0;
-    CHECK(chan_open(&b, 0, frame, fn + 1, plain, &(size_t){sizeof plain},
-                    &e) == IM_EAUTH);
+    CHECK(chan_open(&b, 0, frame, fn + 1, plain, &(size_t){sizeof plain}, &e) ==
+          IM_EAUTH);
     CHECK_EQ_INT(open_pattern(&b, 0, 1, frame, fn), 0);
 }
 
@@ -384,13 +390,12 @@ TEST(reordering_within_the_window)
         order[j] = t;
     }
     for (int i = 0; i < count; i++)
-        CHECK_EQ_INT(open_pattern(&b, 0, (uint8_t)order[i], frames[order[i]],
-                                  fn),
-                     0);
+        CHECK_EQ_INT(
+            open_pattern(&b, 0, (uint8_t)order[i], frames[order[i]], fn), 0);
     for (int i = 0; i < count; i++)
-        CHECK_EQ_INT(open_pattern(&b, 0, (uint8_t)order[i], frames[order[i]],
-                                  fn),
-                     IM_EREPLAY);
+        CHECK_EQ_INT(
+            open_pattern(&b, 0, (uint8_t)order[i], frames[order[i]], fn),
+            IM_EREPLAY);
     CHECK_EQ_INT(rejected(&b, CHAN_REJECT_REPLAY), count);
     for (int i = 0; i < N - CHAN_REPLAY_WINDOW; i++)
         CHECK_EQ_INT(open_pattern(&b, 0, (uint8_t)i, frames[i], fn),
@@ -476,8 +481,8 @@ TEST(another_cluster_is_refused)
     memcpy(m1 + 1, cluster_other, CHAN_CLUSTER_ID_BYTES);
     REQUIRE(chan_hs_respond(&hr, &key_b, cluster_other, m1, n1, m2, &n2, &e) ==
             0);
-    CHECK_EQ_INT(chan_hs_finish_initiator(&hi, m2, n2, pinned_in, &pins_all,
-                                          m3, &n3, &si, &e),
+    CHECK_EQ_INT(chan_hs_finish_initiator(&hi, m2, n2, pinned_in, &pins_all, m3,
+                                          &n3, &si, &e),
                  IM_EAUTH);
     CHECK_EQ_INT(hi.reject, CHAN_REJECT_AUTH);
     CHECK(strstr(e.msg, "another cluster") != NULL);
@@ -550,16 +555,16 @@ TEST(version_and_malformed_handshake_messages)
         if (len == CHAN_HS1_BYTES)
             continue;
         n2 = sizeof m2;
-        CHECK_EQ_INT(chan_hs_respond(&hr, &key_b, cluster, m1, len, m2, &n2,
-                                     &e),
-                     IM_EPROTO);
+        CHECK_EQ_INT(
+            chan_hs_respond(&hr, &key_b, cluster, m1, len, m2, &n2, &e),
+            IM_EPROTO);
         CHECK(hr.reject == CHAN_REJECT_MALFORMED);
     }
     /* A low-order ephemeral key (the all-zero point). */
     memset(m1 + 1 + CHAN_CLUSTER_ID_BYTES, 0, 32);
-    CHECK_EQ_INT(chan_hs_respond(&hr, &key_b, cluster, m1, CHAN_HS1_BYTES, m2,
-                                 &n2, &e),
-                 IM_EPROTO);
+    CHECK_EQ_INT(
+        chan_hs_respond(&hr, &key_b, cluster, m1, CHAN_HS1_BYTES, m2, &n2, &e),
+        IM_EPROTO);
     CHECK(strstr(e.msg, "low-order") != NULL);
     /* Steps out of order. */
     CHECK_EQ_INT(chan_hs_finish_responder(&hi, m3, CHAN_HS3_BYTES, pinned_in,
@@ -699,9 +704,9 @@ TEST(rekey_by_frame_count)
     CHECK(all_bytes(b.rx.rx_prev_key, CHAN_KEY_BYTES, 0));
     CHECK_EQ_INT(open_pattern(&b, 0, 0, first, fn), IM_EREPLAY);
     CHECK_EQ_INT(b.rx.rx_last_reject, CHAN_REJECT_EPOCH);
-    CHECK_EQ_INT(open_pattern(&b, 0, (uint8_t)(CHAN_REKEY_FRAMES - 1), last_old,
-                              fn),
-                 IM_EREPLAY);
+    CHECK_EQ_INT(
+        open_pattern(&b, 0, (uint8_t)(CHAN_REKEY_FRAMES - 1), last_old, fn),
+        IM_EREPLAY);
     CHECK_EQ_INT(b.rx.rx_last_reject, CHAN_REJECT_EPOCH);
     /* Traffic the other way was never rekeyed by it. */
     CHECK_EQ_INT(b.tx.tx_epoch, 0);
@@ -1012,16 +1017,14 @@ setup(void)
 }
 
 TEST_MAIN(setup(); RUN(handshake_and_traffic);
-          RUN(wire_layout_matches_the_document);
-          RUN(every_bit_flip_of_a_frame); RUN(every_truncation_and_extension);
-          RUN(replay_is_refused); RUN(reordering_within_the_window);
-          RUN(reflection_is_refused);
+          RUN(wire_layout_matches_the_document); RUN(every_bit_flip_of_a_frame);
+          RUN(every_truncation_and_extension); RUN(replay_is_refused);
+          RUN(reordering_within_the_window); RUN(reflection_is_refused);
           RUN(unpinned_keys_are_refused_on_both_sides);
           RUN(another_cluster_is_refused); RUN(impersonation_is_refused);
           RUN(version_and_malformed_handshake_messages);
           RUN(every_bit_flip_of_each_handshake_message);
           RUN(rekey_by_frame_count); RUN(rekey_by_time);
-          RUN(forged_next_epoch_changes_nothing);
-          RUN(sessions_have_fresh_keys); RUN(in_place_variants);
-          RUN(limits_and_buffers); RUN(reject_names);
+          RUN(forged_next_epoch_changes_nothing); RUN(sessions_have_fresh_keys);
+          RUN(in_place_variants); RUN(limits_and_buffers); RUN(reject_names);
           RUN(seal_and_open_on_two_threads))
