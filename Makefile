@@ -1,6 +1,6 @@
 # Incident Mesh. `make` builds bin/imnode and bin/imctl; `make test` runs the
 # whole suite (unit, sanitizers, integration, crash); `make run` starts a
-# local node; `make bench` prints the benchmark tables. `make deps` installs
+# local three-site cluster in the foreground; `make bench` prints the benchmark tables. `make deps` installs
 # the Debian packages the build needs (as root). See README.md.
 
 CC      ?= cc
@@ -104,7 +104,7 @@ deps:
 	deploy/deps
 
 run: deps all
-	deploy/devnode
+	deploy/cluster up --foreground
 
 # The whole suite: unit tests under ASan/UBSan, the threaded node under TSan,
 # then integration and crash tests against the real binaries.
