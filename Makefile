@@ -114,6 +114,9 @@ bench: deps programs
 crash-long: deps programs
 	CRASH_TRIALS=200 tests/integration/crash.sh
 
+crash: deps programs
+	tests/integration/crash.sh
+
 asan:
 	$(MAKE) SAN=asan programs
 tsan:
