@@ -6,7 +6,6 @@
  * sixty lines with exact line numbers. */
 #include "config.h"
 
-#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -418,9 +417,10 @@ parse(struct parser *p, char *text)
         }
         if (rv != 0)
             return rv;
-        /* k was accepted, so it is one of the section's known keys. */
-        assert(p->keys_count < SECTION_KEYS_MAX);
-        assert(strlen(k) <= KEY_NAME_MAX);
+        /* k was accepted, so it is one of the section's known keys: more
+         * or longer ones than the table holds is a bug here. */
+        if (p->keys_count >= SECTION_KEYS_MAX || strlen(k) > KEY_NAME_MAX)
+            abort();
         memcpy(p->keys[p->keys_count].name, k, strlen(k) + 1);
         p->keys[p->keys_count++].line = p->line;
     }
