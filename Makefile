@@ -50,6 +50,8 @@ NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
 NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 LIBIM     := $(OUT)/libim.a
+# Unit tests of the shared library modules.
+UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean
@@ -119,6 +121,9 @@ bench: deps programs
 
 crash-long: deps programs
 	CRASH_TRIALS=200 tests/integration/crash.sh
+
+crash: deps programs
+	tests/integration/crash.sh
 
 asan:
 	$(MAKE) SAN=asan programs

@@ -58,7 +58,7 @@ int
 clock_parse_rfc3339(const char *text, uint64_t *ms_out)
 {
     const char *p = text;
-    int y, mo, d, h, mi, s, frac_ms = 0, off_min = 0;
+    int y, mo, d, h, mi, s, frac_ms = 0, off_min = 0, leap = 0;
     struct tm tm;
 
     if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) ||
@@ -96,6 +96,17 @@ clock_parse_rfc3339(const char *text, uint64_t *ms_out)
     if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
         mi > 59 || s > 60 || y < 1970)
         return IM_EINVAL;
+    if (s == 60) {
+        /* RFC 3339 allows second 60 only for a leap second, which is always
+         * 23:59:60 UTC; Unix time has no room for it, so it reads as the
+         * next second, as time() does. Any other :60 is malformed (timegm
+         * would quietly roll it into the next minute). */
+        int utc_min = ((h * 60 + mi - off_min) % 1440 + 1440) % 1440;
+        if (utc_min != 23 * 60 + 59)
+            return IM_EINVAL;
+        leap = 1;
+        s = 59;
+    }
     memset(&tm, 0, sizeof tm);
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -111,7 +122,7 @@ clock_parse_rfc3339(const char *text, uint64_t *ms_out)
     gmtime_r(&t, &back);
     if (back.tm_mday != d || back.tm_mon != mo - 1)
         return IM_EINVAL;
-    int64_t ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
+    int64_t ms = ((int64_t)t + leap - (int64_t)off_min * 60) * 1000 + frac_ms;
     if (ms < 0)
         return IM_EINVAL;
     *ms_out = (uint64_t)ms;

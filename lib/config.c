@@ -19,6 +19,11 @@
  * large file. */
 #define CONFIG_SIZE_MAX (1024 * 1024)
 
+/* Keys one section may set, and their length: only known keys are
+ * recorded (to refuse a key set twice), so these bound our own tables. */
+#define SECTION_KEYS_MAX 16
+#define KEY_NAME_MAX 31
+
 struct parser {
     struct config *cfg;
     const char *name;   /* file name for messages */
@@ -28,6 +33,13 @@ struct parser {
     void *current;      /* struct cfg_site * or struct cfg_operator * */
     int node_seen;
     struct im_err *e;
+    /* Keys set so far in the current section: a second 'key =' would
+     * silently override the first (a second pubkey for one operator). */
+    struct {
+        char name[KEY_NAME_MAX + 1];
+        int line;
+    } keys[SECTION_KEYS_MAX];
+    size_t keys_count;
 };
 
 static int
@@ -327,6 +339,13 @@ validate(struct parser *p)
         return perr(p, "[node] has no 'site'");
     if (c->node.data[0] == '\0')
         return perr(p, "[node] has no 'data' directory");
+    /* Checked here, not only in finish_paths, so that the message names
+     * the line. */
+    if (c->node.key[0] == '\0' &&
+        strlen(c->node.data) + sizeof "/site.key" - 1 > PATH_MAX_IM)
+        return perr(p, "[node] has no 'key', and 'data' is too long for the "
+                       "default DATA/site.key (over %d characters): set 'key'",
+                    PATH_MAX_IM);
     own = config_site(c, c->node.site);
     if (own == NULL)
         return perr(p, "[node] site %s has no [site %s] section with its "
@@ -392,6 +411,7 @@ parse(struct parser *p, char *text)
             *close = '\0';
             if ((rv = on_section(p, s + 1)) != 0)
                 return rv;
+            p->keys_count = 0;
             continue;
         }
         eq = strchr(s, '=');
@@ -401,6 +421,10 @@ parse(struct parser *p, char *text)
         char *k = trim(s), *v = trim(eq + 1);
         if (*k == '\0')
             return perr(p, "missing key before '='");
+        for (size_t i = 0; i < p->keys_count; i++)
+            if (strcmp(p->keys[i].name, k) == 0)
+                return perr(p, "'%s' is set twice in this section (first on "
+                               "line %d)", k, p->keys[i].line);
         switch (p->section) {
         case SEC_NONE:
             return perr(p, "'%s' is outside any section", k);
@@ -416,6 +440,12 @@ parse(struct parser *p, char *text)
         }
         if (rv != 0)
             return rv;
+        /* k was accepted, so it is one of the section's known keys: more
+         * or longer ones than the table holds is a bug here. */
+        if (p->keys_count >= SECTION_KEYS_MAX || strlen(k) > KEY_NAME_MAX)
+            abort();
+        memcpy(p->keys[p->keys_count].name, k, strlen(k) + 1);
+        p->keys[p->keys_count++].line = p->line;
     }
     return validate(p);
 }
@@ -492,6 +522,14 @@ config_load(struct config *cfg, const char *path, struct im_err *e)
         return im_errf(e, IM_ENOMEM, "%s: out of memory", path);
     }
     n = fread(text, 1, CONFIG_SIZE_MAX + 1, f);
+    if (ferror(f)) {
+        /* A directory reads as an error (EISDIR), not as an empty file
+         * that would fail later with a misleading "no [node] section". */
+        int saved = errno;
+        fclose(f);
+        free(text);
+        return im_errf(e, IM_ECONFIG, "%s: %s", path, strerror(saved));
+    }
     fclose(f);
     if (n > CONFIG_SIZE_MAX) {
         free(text);

@@ -63,8 +63,9 @@ im_errwrap(struct im_err *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, e->msg[0] ? e->msg : im_strerror(e->code), sizeof old);
-    old[sizeof old - 1] = '\0';
+    /* snprintf, not memcpy of sizeof old: the code's fixed text is a short
+     * literal, and reading IM_ERRMSG_MAX bytes of it overran it. */
+    snprintf(old, sizeof old, "%s", e->msg[0] ? e->msg : im_strerror(e->code));
     snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
     return e->code;
 }

@@ -17,6 +17,14 @@ typedef uint64_t hlc_t;
 #define HLC_COUNTER(h) ((uint16_t)((h) & 0xffffu))
 #define HLC_MAKE(ms, c) (((uint64_t)(ms) << 16) | (uint16_t)(c))
 
+/* The largest millisecond 48 bits hold (year 10889), and the largest
+ * timestamp. A wall clock past HLC_MS_MAX is read as HLC_MS_MAX; a clock at
+ * HLC_MAX stays there (ties, never a wrap to 0 = "none"). Only a broken
+ * clock or an unbounded remote timestamp gets there: callers bound remote
+ * timestamps before observing them. */
+#define HLC_MS_MAX ((UINT64_C(1) << 48) - 1)
+#define HLC_MAX HLC_MAKE(HLC_MS_MAX, 0xffffu)
+
 struct hlc {
     hlc_t last;
 };

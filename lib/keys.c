@@ -85,7 +85,12 @@ key_load(struct im_key *k, const char *path, struct im_err *e)
                        path, (unsigned)(st.st_mode & 0777));
     }
     if (fgets(line, sizeof line, f) == NULL) {
+        /* A read error (a directory: EISDIR) is not an empty file. */
+        int saved = ferror(f) ? errno : 0;
         fclose(f);
+        if (saved != 0)
+            return im_errf(e, im_from_errno(saved), "read key file %s: %s",
+                           path, strerror(saved));
         return im_errf(e, IM_EINVAL, "key file %s is empty", path);
     }
     fclose(f);
