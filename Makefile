@@ -38,7 +38,7 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api
-TOOLS    :=
+TOOLS    := imload bench_lmdb
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
