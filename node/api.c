@@ -704,8 +704,11 @@ handle_request(struct api_ctx *x, nng_msg *msg)
     }
     nng_aio_defer(x->aio, commit_wait_cancel, x);
     x->state = CTX_WAIT;
-    x->submit_rv = commit_submit(a->commit, &x->creq);
-    if (x->submit_rv != 0) {
+    /* On success x is the committer's: its callback may already be running
+     * on another thread, so x is not touched again here. */
+    int rv = commit_submit(a->commit, &x->creq);
+    if (rv != 0) {
+        x->submit_rv = rv;
         TSAN_RELEASE(x);
         nng_aio_finish(x->aio, 0); /* refused in ctx_step, on a worker */
     }

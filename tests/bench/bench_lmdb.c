@@ -6,7 +6,10 @@
  *            group commit could acknowledge at most; also the latency of
  *            one synced commit (p50, p99), the floor of any write's latency
  *   batch    LMDB puts/s, BATCH_PUTS puts per synced transaction: the
- *            ceiling of group commit on this disk
+ *            ceiling of group commit on this disk; also the bytes LMDB
+ *            wrote meanwhile (write(2) bytes, /proc/self/io wchar) per put
+ *            and per second: the disk's synced write bandwidth, which bounds
+ *            any store that writes whole pages
  *   verify   Ed25519ph verifications/s on one core, through lib/keys.h's
  *            key_verify as the node calls it for every request: the ceiling
  *            of one-op requests per core
@@ -164,12 +167,30 @@ out:
     return rv;
 }
 
+/* Bytes this process passed to write(2) and friends so far; 0 if the
+ * kernel does not say (no /proc). */
+static uint64_t
+wchar_bytes(void)
+{
+    unsigned long long v = 0;
+    char line[128];
+    FILE *f = fopen("/proc/self/io", "re");
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "wchar: %llu", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
 static int
 measure_batch(struct env *v, uint64_t ms, uint64_t *seq, const uint8_t *value,
               struct im_err *e)
 {
     uint64_t start = clock_mono_us(), end = start + ms * 1000, now = start;
-    uint64_t puts = 0;
+    uint64_t puts = 0, written = wchar_bytes();
     int rv;
 
     while (now < end) {
@@ -186,7 +207,10 @@ measure_batch(struct env *v, uint64_t ms, uint64_t *seq, const uint8_t *value,
         puts += BATCH_PUTS;
         now = clock_mono_us();
     }
+    written = wchar_bytes() - written;
     printf("batch_puts_per_s %.0f\n", puts * 1e6 / (double)(now - start));
+    printf("batch_write_bytes_per_put %.0f\n", (double)written / (double)puts);
+    printf("batch_write_mb_per_s %.1f\n", written / (double)(now - start));
     return 0;
 }
 

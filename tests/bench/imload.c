@@ -11,8 +11,9 @@
  * after its commit).
  *
  *   open   open COUNT incidents, OPS per request (populates a store)
- *   note   open INCIDENTS incidents first (not timed), then REQUESTS
- *          requests of OPS Note writes each, round-robin over them
+ *   note   open INCIDENTS incidents first (not timed; with --existing, take
+ *          the first INCIDENTS open ones the node lists instead), then
+ *          REQUESTS requests of OPS Note writes each, round-robin over them
  *
  * Prints "name value" lines (events/s, requests/s, latency percentiles of
  * whole requests, send to reply) for the run script to tabulate. Exit 0
@@ -72,6 +73,8 @@ static const char usage[] =
     "  --conns S         connections the requests are spread over (default 4)\n"
     "  --count N         open: incidents to open (default 100000)\n"
     "  --incidents K     note: incidents to write to (default 1000)\n"
+    "  --existing        note: write to the first K open incidents the node\n"
+    "                    lists rather than opening new ones\n"
     "  --requests N      note: requests to send (default 20000)\n"
     "  --seconds S       stop sending after S seconds (default: no limit)\n";
 
@@ -216,10 +219,11 @@ static void
 ctx_cb(void *arg)
 {
     struct lctx *x = arg;
-    struct load *l = x->l;
+    struct load *l;
     int rv;
 
     TSAN_ACQUIRE(x);
+    l = x->l;
     rv = nng_aio_result(x->aio);
     if (x->sending) {
         if (rv != 0) {
@@ -262,9 +266,14 @@ load_connect(struct load *l, const char *url, size_t conns, size_t inflight,
         /* Never resend: a write must not be applied twice. */
         nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, REPLY_SIZE_MAX);
-        if ((rv = nng_dial(*s, url, NULL, 0)) != 0)
-            return im_errf(e, rv == NNG_EADDRINVAL ? IM_EINVAL : IM_EUNREACH,
-                           "cannot reach node at %s: %s", url, nng_strerror(rv));
+        if ((rv = nng_dial(*s, url, NULL, 0)) != 0) {
+            if (rv == NNG_EADDRINVAL || rv == NNG_EINVAL || rv == NNG_ENOTSUP)
+                return im_errf(e, IM_EINVAL, "invalid node address '%s': use "
+                                             "tcp://HOST:PORT or ipc:///PATH",
+                               url);
+            return im_errf(e, IM_EUNREACH, "cannot reach node at %s: %s", url,
+                           nng_strerror(rv));
+        }
     }
     l->ctxs = calloc(inflight, sizeof *l->ctxs);
     if (l->ctxs == NULL)
@@ -502,6 +511,47 @@ out:
     return rv;
 }
 
+/* The ids of the first count open incidents the node lists (rank order). */
+static int
+list_existing(const char *url, const struct im_key *key, size_t count,
+              char (*ids)[INCIDENT_ID_MAX + 1], struct im_err *e)
+{
+    Im__List l = IM__LIST__INIT;
+    Im__Op op = IM__OP__INIT, *opp = &op;
+    Im__Response *resp = NULL;
+    struct client c;
+    int rv;
+
+    if ((rv = client_open_key(&c, url, key, e)) != 0)
+        return rv;
+    l.limit = (uint32_t)count;
+    op.kind_case = IM__OP__KIND_LIST;
+    op.list = &l;
+    if ((rv = client_call(&c, &opp, 1, &resp, e)) != 0)
+        goto out;
+    if (resp->code != 0 || resp->n_results != 1 || resp->results[0]->code != 0 ||
+        resp->results[0]->list == NULL) {
+        rv = im_errf(e, IM_EPROTO, "list refused: %s",
+                     resp->code ? resp->error
+                     : resp->n_results == 1 ? resp->results[0]->error : "no result");
+        goto out;
+    }
+    if (resp->results[0]->list->n_items < count) {
+        rv = im_errf(e, IM_ENOTFOUND, "--existing: the node lists %zu open "
+                                      "incidents, not %zu",
+                     resp->results[0]->list->n_items, count);
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++)
+        snprintf(ids[i], INCIDENT_ID_MAX + 1, "%s",
+                 resp->results[0]->list->items[i]->id);
+out:
+    if (resp != NULL)
+        im__response__free_unpacked(resp, NULL);
+    client_close(&c);
+    return rv;
+}
+
 static void
 print_result(const char *mode, const struct phase_result *r, size_t ops,
              size_t inflight, size_t conns)
@@ -550,6 +600,7 @@ main(int argc, char **argv)
         {"incidents", required_argument, NULL, 'I'},
         {"requests", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'},
+        {"existing", no_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -561,7 +612,7 @@ main(int argc, char **argv)
     struct phase_result r;
     struct im_err e = {0};
     char (*ids)[INCIDENT_ID_MAX + 1] = NULL;
-    int opt, rv, status = 1;
+    int opt, rv = 0, status = 1, existing = 0;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -574,10 +625,11 @@ main(int argc, char **argv)
         case 'I': rv = parse_size("--incidents", optarg, 1, LOAD_INCIDENTS_MAX, &incidents); break;
         case 'r': rv = parse_size("--requests", optarg, 1, LOAD_REQUESTS_MAX, &requests); break;
         case 's': rv = parse_size("--seconds", optarg, 1, LOAD_SECONDS_MAX, &seconds); break;
+        case 'x': existing = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
-        if (opt != 'n' && opt != 'k' && rv != 0)
+        if (rv != 0)
             return 2;
     }
     if (optind + 1 != argc) {
@@ -596,6 +648,11 @@ main(int argc, char **argv)
     }
     if (ops == 0)
         ops = strcmp(mode, "open") == 0 ? REQ_OPS_MAX : 1;
+    if (existing && incidents > LIST_LIMIT_MAX) {
+        fprintf(stderr, "imload: --existing takes at most %d incidents (one "
+                        "list), not %zu\n", LIST_LIMIT_MAX, incidents);
+        return 2;
+    }
     if (conns > inflight) {
         fprintf(stderr, "imload: --conns %zu exceeds --inflight %zu\n", conns,
                 inflight);
@@ -631,7 +688,10 @@ main(int argc, char **argv)
         im_errf(&e, IM_ENOMEM, "out of memory");
         goto out;
     }
-    if (run_opens(&l, &key, incidents, REQ_OPS_MAX, 0, ids, &r, &e) != 0) {
+    if (existing) {
+        if (list_existing(url, &key, incidents, ids, &e) != 0)
+            goto out;
+    } else if (run_opens(&l, &key, incidents, REQ_OPS_MAX, 0, ids, &r, &e) != 0) {
         im_errwrap(&e, "opening the incidents to write to");
         goto out;
     }
