@@ -40,7 +40,7 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api test_sim
-TOOLS    :=
+TOOLS    := imload bench_lmdb
 UNIT_TESTS += test_chan
 TOOLS    += bench_chan
 

@@ -338,22 +338,26 @@ incident_put(MDB_txn *txn, struct store *s, const struct incident *old,
     if (im__incident__pack(&pb.msg, v.mv_data) != size)
         abort(); /* protobuf-c disagrees with itself: a bug, not input */
 
+    /* Only keys that changed are touched. Most events (notes, roles,
+     * assignment) change none, and re-putting an unchanged key still
+     * copies and rewrites its B-tree page in every commit: with many
+     * incidents that was a third of the pages a commit wrote (tests/bench). */
     idx_keys(inc, nkeys, nsizes);
-    if (old != NULL && old->id[0] != '\0') {
+    int have_old = old != NULL && old->id[0] != '\0';
+    if (have_old)
         idx_keys(old, okeys, osizes);
-        for (int i = 0; i < 3; i++) {
-            if (osizes[i] == nsizes[i] &&
-                memcmp(okeys[i], nkeys[i], osizes[i]) == 0)
-                continue;
+    for (int i = 0; i < 3; i++) {
+        MDB_val empty = {0, NULL};
+        if (have_old && osizes[i] == nsizes[i] &&
+            memcmp(okeys[i], nkeys[i], osizes[i]) == 0)
+            continue;
+        if (have_old) {
             k.mv_data = okeys[i];
             k.mv_size = osizes[i];
             rv = mdb_del(txn, s->idx, &k, NULL);
             if (rv != 0 && rv != MDB_NOTFOUND)
                 return rv;
         }
-    }
-    for (int i = 0; i < 3; i++) {
-        MDB_val empty = {0, NULL};
         k.mv_data = nkeys[i];
         k.mv_size = nsizes[i];
         if ((rv = mdb_put(txn, s->idx, &k, &empty, 0)) != 0)

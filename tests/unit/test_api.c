@@ -7,6 +7,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,85 @@ TEST(concurrent_clients)
     fclose(devnull);
 }
 
+/* ---- a full write queue: refused at once, nothing applied ---- */
+
+#define FILLER_REQS 200
+
+struct filler {
+    struct commit_req req;
+    struct commit_op ops[REQ_OPS_MAX];
+    Im__Body body;
+};
+
+static sem_t fillers_done;
+
+static void
+filler_done(struct commit_req *r)
+{
+    (void)r;
+    sem_post(&fillers_done);
+}
+
+TEST(full_write_queue_refused_busy)
+{
+    static struct filler f[FILLER_REQS];
+    struct store_txn hold;
+    struct client c;
+    struct im_err e = {0};
+    Im__Response *r = NULL;
+    uint64_t before = head_seq();
+    int queued = 0, rv = 0;
+
+    REQUIRE(sem_init(&fillers_done, 0, 0) == 0);
+    /* Hold LMDB's write lock: the writer blocks in its next begin, so what
+     * is submitted stays queued until the queue is full. */
+    REQUIRE(store_write_begin(&store, &hold, &e) == 0);
+    for (int i = 0; i < FILLER_REQS; i++) {
+        im__body__init(&f[i].body); /* no kind: refused by the fold, cheap */
+        for (int j = 0; j < REQ_OPS_MAX; j++) {
+            f[i].ops[j].incident = "AMS-1";
+            f[i].ops[j].body = &f[i].body;
+        }
+        f[i].req.actor = "filler";
+        f[i].req.ops = f[i].ops;
+        f[i].req.ops_count = REQ_OPS_MAX;
+        f[i].req.done = filler_done;
+        if ((rv = commit_submit(&commit, &f[i].req)) != 0)
+            break;
+        queued++;
+    }
+    CHECK_EQ_INT(rv, IM_EBUSY);
+    CHECK(queued < FILLER_REQS);
+
+    REQUIRE(client_open_key(&c, url, &admin_key, &e) == 0);
+    CHECK(open_incident(&c, "while full", &r) == 0);
+    if (r != NULL) {
+        CHECK_EQ_INT(r->code, IM_EBUSY);
+        CHECK(strstr(r->error, "node busy") != NULL);
+        CHECK_EQ_INT(r->n_results, 0);
+        im__response__free_unpacked(r, NULL);
+        r = NULL;
+    }
+    store_abort(&hold);
+    for (int i = 0; i < queued; i++)
+        sem_wait(&fillers_done);
+    for (int i = 0; i < queued; i++)
+        for (int j = 0; j < REQ_OPS_MAX; j++) {
+            CHECK(f[i].ops[j].code != 0);
+            free(f[i].ops[j].result);
+        }
+    CHECK_EQ_INT(head_seq(), before);
+    /* Drained: the same write is taken again. */
+    CHECK(open_incident(&c, "after", &r) == 0);
+    if (r != NULL) {
+        CHECK_EQ_INT(r->code, 0);
+        im__response__free_unpacked(r, NULL);
+    }
+    CHECK_EQ_INT(head_seq(), before + 1);
+    client_close(&c);
+    sem_destroy(&fillers_done);
+}
+
 static int
 setup(void)
 {
@@ -422,4 +502,5 @@ TEST_MAIN(if (setup() != 0) return 1; RUN(garbage_and_unsigned_refused);
           RUN(oversized_message_dropped_node_survives);
           RUN(viewer_reads_but_cannot_write);
           RUN(write_then_read_in_one_request); RUN(concurrent_clients);
+          RUN(full_write_queue_refused_busy);
           teardown())

@@ -261,6 +261,120 @@ TEST(check_detects_tampering)
     store_close(&s);
 }
 
+/* ---- indexes follow every change, and only changes touch them ---- */
+
+struct ids {
+    char v[8][INCIDENT_ID_MAX + 1];
+    int n;
+};
+
+static int
+collect_id(void *arg, const Im__Incident *inc)
+{
+    struct ids *ids = arg;
+    if (ids->n < 8)
+        snprintf(ids->v[ids->n++], INCIDENT_ID_MAX + 1, "%s", inc->id);
+    return 0;
+}
+
+/* The ids a list query visits, joined by spaces, in rank order. */
+static void
+list_ids(struct store *s, const struct store_list_query *q, char *out,
+         size_t size)
+{
+    struct ids ids = {0};
+    struct im_err e = {0};
+    uint64_t matched = 0;
+    MDB_txn *txn;
+
+    out[0] = '\0';
+    if (store_read_begin(s, &txn, &e) != 0)
+        return;
+    if (store_list(txn, s, q, collect_id, &ids, &matched, &e) == 0)
+        for (int i = 0; i < ids.n; i++)
+            snprintf(out + strlen(out), size - strlen(out), "%s%s",
+                     i ? " " : "", ids.v[i]);
+    store_read_end(txn);
+    if ((uint64_t)ids.n != matched)
+        snprintf(out, size, "matched %llu, visited %d",
+                 (unsigned long long)matched, ids.n);
+}
+
+TEST(indexes_follow_changes)
+{
+    char dir[256], id[INCIDENT_ID_MAX + 1], got[256];
+    struct store s;
+    struct hlc clk = {0};
+    struct im_err e = {0};
+    Im__Opened o;
+    Im__Body b;
+    Im__Note note = IM__NOTE__INIT;
+    Im__Transition tr = IM__TRANSITION__INIT;
+    Im__FieldsSet fs = IM__FIELDS_SET__INIT;
+    struct store_list_query open_q = {0}, all_q = {.all = 1},
+                            shop_q = {.service = "shop"},
+                            db_q = {.service = "db", .all = 1},
+                            ack_q = {.state = IM__STATE__STATE_ACKNOWLEDGED},
+                            p4_q = {.priority = 4, .all = 1};
+
+    new_dir(dir, sizeof dir);
+    REQUIRE(store_open(&s, dir, "AMS", MAP_SIZE_DEFAULT, &e) == 0);
+    for (int i = 0; i < 3; i++)
+        REQUIRE(append(&s, &clk, NULL, body_open("idx", &o, &b), id, &e) == 0);
+    list_ids(&s, &open_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-1 AMS-2 AMS-3");
+
+    /* A note changes no index key. */
+    im__body__init(&b);
+    b.kind_case = IM__BODY__KIND_NOTE;
+    note.text = "looking";
+    b.note = &note;
+    REQUIRE(append(&s, &clk, "AMS-2", &b, NULL, &e) == 0);
+    list_ids(&s, &shop_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-1 AMS-2 AMS-3");
+    CHECK(check_ok(&s) == 0);
+
+    /* State: only the state key moves. */
+    im__body__init(&b);
+    b.kind_case = IM__BODY__KIND_TRANSITION;
+    tr.to = IM__STATE__STATE_ACKNOWLEDGED;
+    b.transition = &tr;
+    REQUIRE(append(&s, &clk, "AMS-3", &b, NULL, &e) == 0);
+    list_ids(&s, &ack_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-3");
+
+    /* Priority and service: every key moves (P2 -> P4, shop -> db). */
+    im__body__init(&b);
+    b.kind_case = IM__BODY__KIND_SET;
+    fs.impact = IM__LEVEL__LEVEL_LOW;
+    fs.service = "db";
+    b.set = &fs;
+    REQUIRE(append(&s, &clk, "AMS-1", &b, NULL, &e) == 0);
+    list_ids(&s, &open_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-2 AMS-3 AMS-1");
+    list_ids(&s, &p4_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-1");
+    list_ids(&s, &shop_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-2 AMS-3");
+
+    /* Cancel: out of the open lists, still in --all. */
+    im__body__init(&b);
+    b.kind_case = IM__BODY__KIND_TRANSITION;
+    tr.to = IM__STATE__STATE_CANCELLED;
+    tr.reason = "duplicate";
+    b.transition = &tr;
+    REQUIRE(append(&s, &clk, "AMS-1", &b, NULL, &e) == 0);
+    list_ids(&s, &open_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-2 AMS-3");
+    list_ids(&s, &all_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-2 AMS-3 AMS-1");
+    list_ids(&s, &db_q, got, sizeof got);
+    CHECK_EQ_STR(got, "AMS-1");
+    /* No stale key is left behind: check counts 3 keys per incident. */
+    CHECK(check_ok(&s) == 0);
+    store_close(&s);
+}
+
 /* ---- concurrent group commit ---- */
 
 #define WRITERS 8
@@ -374,7 +488,7 @@ setup(void)
     return 0;
 }
 
-TEST_MAIN(if (setup() != 0) return 1; RUN(append_get_chain);
+TEST_MAIN(if (setup() != 0) return 1; RUN(append_get_chain); RUN(indexes_follow_changes);
           RUN(refusal_writes_nothing);
           RUN(map_full_is_an_error_and_nothing_durable);
           RUN(reopen_continues_chain_and_clock);
