@@ -180,4 +180,11 @@ for s in ams nyc sgp; do
     expect "imnode check $s" 0 "OK" "$BIN/imnode" check --config "$CL/$s/node.conf"
 done
 
+# ---- sanitizer builds report into the node logs ------------------------
+if grep -l "Sanitizer" "$CL"/*/node.log >/dev/null 2>&1; then
+    bad "a sanitizer reported in a node log: $(grep -h -m3 "Sanitizer" "$CL"/*/node.log)"
+else
+    ok
+fi
+
 summary replication
