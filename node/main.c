@@ -114,8 +114,8 @@ run_node(struct config *cfg, int dev)
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
-    peers_fini(&peers);
     api_free(&api);
+    peers_fini(&peers);
     store_close(&store);
     sodium_memzero(&site_key, sizeof site_key);
     log_info("stopped");
@@ -125,8 +125,8 @@ fail_api:
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
-    peers_fini(&peers);
     api_free(&api);
+    peers_fini(&peers);
     goto fail_store;
 fail_peers:
     peers_close(&peers);

@@ -896,14 +896,15 @@ peers_close(struct peers *p)
             pthread_join(p->links[i].thread, NULL);
     for (int i = 0; i < p->workers_started; i++)
         pthread_join(p->workers[i], NULL);
+    pthread_mutex_lock(&p->srv_mu);
     for (int i = 0; i < PEER_SESSIONS_MAX; i++)
         session_free(&p->sessions[i]);
+    pthread_mutex_unlock(&p->srv_mu);
+    /* Links stay readable (peers_status) until peers_fini. */
     for (size_t i = 0; i < p->links_count; i++) {
         p->links[i].sock_open = 0;
         p->links[i].thread_started = 0;
-        pthread_mutex_destroy(&p->links[i].mu);
     }
-    p->links_count = 0;
     p->srv_open = 0;
     p->workers_started = 0;
 }
@@ -911,6 +912,9 @@ peers_close(struct peers *p)
 void
 peers_fini(struct peers *p)
 {
+    for (size_t i = 0; i < p->links_count; i++)
+        pthread_mutex_destroy(&p->links[i].mu);
+    p->links_count = 0;
     pthread_mutex_destroy(&p->srv_mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);

@@ -150,7 +150,8 @@ struct peers {
 
 /* Life cycle: peers_init (before commit_start, which is given
  * on_commit = peers_notify, arg p), peers_start (after commit_start),
- * peers_close (before commit_stop), peers_fini (after it). */
+ * peers_close (before commit_stop), peers_fini (after commit_stop and after
+ * the last peers_status caller is gone: api_free). */
 void peers_init(struct peers *p);
 
 /* Starts listening (if this site has a peer address) and dialling every

@@ -45,7 +45,7 @@ ctl() { # SITE ARGS...
 vectors() {
     local s
     for s in ams nyc sgp; do
-        ctl "$s" peers --json 2>/dev/null | jq -c '.have' || echo "down"
+        ctl "$s" --timeout 5000 peers --json 2>/dev/null | jq -c '.have' || echo "down"
     done
 }
 
