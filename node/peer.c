@@ -944,7 +944,11 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         snprintf(st->site, sizeof st->site, "%s", l->site->code);
         snprintf(st->address, sizeof st->address, "%s", l->site->peer);
         pthread_mutex_lock(&l->mu);
-        st->connected = l->connected && atomic_load(&l->pipes) > 0;
+        /* A healthy link makes contact every REPL_SYNC_INTERVAL_MS; a cut
+         * that drops packets leaves the TCP connection (and the session)
+         * up until a request times out, so judge by contact, not sockets. */
+        st->connected = l->connected && atomic_load(&l->pipes) > 0 &&
+                        clock_wall_ms() - l->last_contact_ms <= PEER_STALE_MS;
         st->last_contact_ms = l->last_contact_ms;
         st->lag_ms = l->link.lag_ms;
         if (l->lag_count > 0) {

@@ -33,6 +33,10 @@
  * holds its link thread. */
 #define PEER_REQUEST_TIMEOUT_MS 10000
 
+/* A link with no successful exchange for this long is reported down (it
+ * syncs every REPL_SYNC_INTERVAL_MS when idle). */
+#define PEER_STALE_MS (3 * REPL_SYNC_INTERVAL_MS)
+
 /* Reconnect back-off of the dialers (NNG_OPT_RECONNMINT/MAXT), and of a
  * failed handshake. */
 #define PEER_RECONNECT_MS_MIN 100
