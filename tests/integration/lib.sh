@@ -7,6 +7,7 @@
 #   jq_check NAME JSON [JQ-ARGS...] FILTER  passes if FILTER is true of JSON
 #   node_start DIR SITE         a dev imnode on a free loopback port
 #   node_stop                   SIGTERM, then wait
+#   converge NAME               all sites' `vectors` (caller's function) agree
 #   summary NAME                "NAME: N passed, N failed"; status 1 if any failed
 #
 # Every helper returns 0 whatever the outcome, so that a suite under
@@ -106,6 +107,22 @@ node_stop() {
         wait "$NODE_PID" 2>/dev/null || true
         NODE_PID=
     fi
+    return 0
+}
+
+# converge NAME: waits up to 30 s until the caller's `vectors` function
+# prints the same non-empty version vector for every site.
+converge() {
+    local name=$1 v
+    for _ in $(seq 1 300); do
+        v=$(vectors | sort -u)
+        if [ "$(wc -l <<<"$v")" = 1 ] && [ "$v" != down ] && [ "$v" != "{}" ]; then
+            ok
+            return 0
+        fi
+        sleep 0.1
+    done
+    bad "$name: no convergence in 30s: $(vectors | tr '\n' ' ')"
     return 0
 }
 

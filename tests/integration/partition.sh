@@ -67,15 +67,6 @@ ctl() { # SITE ARGS...: SGP's API is on the namespace's own loopback
     fi
 }
 vectors() { local s; for s in ams nyc sgp; do ctl "$s" --timeout 5000 peers --json 2>/dev/null | jq -c '.have' || echo down; done; }
-converge() {
-    local name=$1 v
-    for _ in $(seq 1 300); do
-        v=$(vectors | sort -u)
-        if [ "$(wc -l <<<"$v")" = 1 ] && [ "$v" != down ] && [ "$v" != "{}" ]; then ok; return 0; fi
-        sleep 0.1
-    done
-    bad "$name: no convergence in 30s: $(vectors | tr '\n' ' ')"
-}
 connected() { # SITE: all its links up
     ctl "$1" --timeout 5000 peers --json 2>/dev/null | jq -e 'all(.peers[]; .connected)' >/dev/null
 }

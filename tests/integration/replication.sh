@@ -49,20 +49,6 @@ vectors() {
     done
 }
 
-# Waits until every site holds the same vector (and it is not empty).
-converge() {
-    local name=$1 n v
-    for n in $(seq 1 300); do
-        v=$(vectors | sort -u)
-        if [ "$(wc -l <<<"$v")" = 1 ] && [ "$v" != "down" ] && [ "$v" != "{}" ]; then
-            ok
-            return 0
-        fi
-        sleep 0.1
-    done
-    bad "$name: no convergence in 30s: $(vectors | tr '\n' ' ')"
-    return 0
-}
 
 # Every incident, shown in full, is the same JSON at every site.
 same_state() {
