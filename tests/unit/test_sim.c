@@ -626,6 +626,37 @@ TEST(tampered_relay_refused)
             copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         }
         CHECK_EQ_INT(refused, bits);
+
+        /* Through the receiving path a relay's tampered range is counted
+         * and nothing of it is stored; the genuine one then applies. */
+        {
+            struct repl_counters c = {0};
+            struct im_err first = {0};
+            struct store_vv vv;
+            Im__Range *rp = &b.ranges[0];
+            uint64_t applied = 0, rejected = 0;
+            MDB_txn *t2;
+
+            copy[3] ^= 0x10;
+            CHECK(repl_ranges_receive(&m->sites[1].env, &rp, 1, &c, &applied,
+                                      &first) == 0);
+            for (int r = 0; r < REPL_R_COUNT; r++)
+                rejected += c.ranges_rejected[r];
+            CHECK_EQ_INT(rejected, 1);
+            CHECK_EQ_INT(applied, 0);
+            CHECK(first.code != 0);
+            REQUIRE(store_read_begin(&m->sites[1].st, &t2, &e) == 0);
+            CHECK(store_vector(t2, &m->sites[1].st, &vv) == 0);
+            CHECK_EQ_INT(vv.count, 0);
+            store_read_end(t2);
+            copy[3] ^= 0x10;
+            ev->data = orig;
+            memset(&first, 0, sizeof first);
+            CHECK(repl_ranges_receive(&m->sites[1].env, &rp, 1, &c, &applied,
+                                      &first) == 0);
+            CHECK_EQ_INT(applied, rp->n_events);
+            CHECK_EQ_INT(first.code, 0);
+        }
         ev->data = orig;
         free(copy);
     }
