@@ -257,7 +257,7 @@ serve_hs1(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
 {
     struct peer_srv_session *s;
     struct im_err e = {0};
-    uint8_t msg2[CHAN_HS_MSG_MAX];
+    uint8_t msg2[CHAN_HS_MSG_MAX], sid[PEER_SID_BYTES];
     size_t msg2_size = sizeof msg2;
     nng_msg *m;
 
@@ -277,11 +277,12 @@ serve_hs1(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
     s->state = 1;
     s->last_ms = now;
     randombytes_buf(s->sid, PEER_SID_BYTES);
+    memcpy(sid, s->sid, PEER_SID_BYTES); /* s may be reused once unlocked */
     pthread_mutex_unlock(&p->srv_mu);
     if (nng_msg_alloc(&m, 0) != 0)
         return NULL;
     if (nng_msg_append(m, (uint8_t[]){PEER_MSG_HS2}, 1) != 0 ||
-        nng_msg_append(m, s->sid, PEER_SID_BYTES) != 0 ||
+        nng_msg_append(m, sid, PEER_SID_BYTES) != 0 ||
         nng_msg_append(m, msg2, msg2_size) != 0) {
         nng_msg_free(m);
         return NULL;
