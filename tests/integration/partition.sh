@@ -9,6 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
+# The nodes may run a sanitizer build; the clients need not.
+CTL=${CTL_BIN:-$BIN}/imctl
 TMP=$(mktemp -d)
 source tests/integration/lib.sh
 CL=$TMP/cluster
@@ -61,9 +63,9 @@ ctl() { # SITE ARGS...: SGP's API is on the namespace's own loopback
     local s=$1
     shift
     if [ "$s" = sgp ]; then
-        ip netns exec "$NS" "$BIN/imctl" --node "$(api sgp)" --key "$CL/keys/admin.key" "$@"
+        ip netns exec "$NS" "$CTL" --node "$(api sgp)" --key "$CL/keys/admin.key" "$@"
     else
-        "$BIN/imctl" --node "$(api "$s")" --key "$CL/keys/admin.key" "$@"
+        "$CTL" --node "$(api "$s")" --key "$CL/keys/admin.key" "$@"
     fi
 }
 vectors() { local s; for s in ams nyc sgp; do ctl "$s" --timeout 5000 peers --json 2>/dev/null | jq -c '.have' || echo down; done; }

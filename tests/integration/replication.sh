@@ -8,6 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
+# The nodes may run a sanitizer build; the clients need not.
+CTL=${CTL_BIN:-$BIN}/imctl
 TMP=$(mktemp -d)
 source tests/integration/lib.sh
 CL=$TMP/cluster
@@ -38,7 +40,7 @@ node_of() { jq -r --arg s "$1" '.sites[] | select(.code == $s) | .node.api' "$CL
 ctl() { # SITE ARGS...
     local s=$1
     shift
-    "$BIN/imctl" --node "$(node_of "$s")" --key "$CL/keys/admin.key" "$@"
+    "$CTL" --node "$(node_of "$s")" --key "$CL/keys/admin.key" "$@"
 }
 
 # Version vectors of every site, one line each.
@@ -113,7 +115,7 @@ ACKED=$TMP/acked
 : >"$ACKED"
 (
     for i in $(seq 1 150); do
-        if "$BIN/imctl" --node "$(node_of ams)" --key "$CL/keys/admin.key" \
+        if "$CTL" --node "$(node_of ams)" --key "$CL/keys/admin.key" \
             note AMS-3 "burst $i" >/dev/null 2>&1; then
             echo "burst $i" >>"$ACKED"
         fi
