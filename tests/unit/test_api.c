@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "client.h"
@@ -402,19 +403,28 @@ TEST(full_write_queue_refused_busy)
     /* Hold LMDB's write lock: the writer blocks in its next begin, so what
      * is submitted stays queued until the queue is full. */
     REQUIRE(store_write_begin(&store, &hold, &e) == 0);
-    for (int i = 0; i < FILLER_REQS; i++) {
-        im__body__init(&f[i].body); /* no kind: refused by the fold, cheap */
-        for (int j = 0; j < REQ_OPS_MAX; j++) {
-            f[i].ops[j].incident = "AMS-1";
-            f[i].ops[j].body = &f[i].body;
+    /* Fill until busy; the writer may take one batch off the queue before
+     * it blocks, so fill again after a pause until a pause frees nothing. */
+    for (int round = 0; round < 20; round++) {
+        int added = 0;
+        for (int i = queued; i < FILLER_REQS; i++) {
+            im__body__init(&f[i].body); /* no kind: refused by the fold, cheap */
+            for (int j = 0; j < REQ_OPS_MAX; j++) {
+                f[i].ops[j].incident = "AMS-1";
+                f[i].ops[j].body = &f[i].body;
+            }
+            f[i].req.actor = "filler";
+            f[i].req.ops = f[i].ops;
+            f[i].req.ops_count = REQ_OPS_MAX;
+            f[i].req.done = filler_done;
+            if ((rv = commit_submit(&commit, &f[i].req)) != 0)
+                break;
+            queued++;
+            added++;
         }
-        f[i].req.actor = "filler";
-        f[i].req.ops = f[i].ops;
-        f[i].req.ops_count = REQ_OPS_MAX;
-        f[i].req.done = filler_done;
-        if ((rv = commit_submit(&commit, &f[i].req)) != 0)
+        if (round > 0 && added == 0)
             break;
-        queued++;
+        usleep(100 * 1000);
     }
     CHECK_EQ_INT(rv, IM_EBUSY);
     CHECK(queued < FILLER_REQS);
