@@ -33,8 +33,11 @@ endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
-            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
-NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c
+            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c \
+            lib/incident_json.c
+NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
+             node/alerts.c node/intake.c node/pagerduty.c node/alertmanager.c \
+             node/http.c node/httpapi.c node/metrics.c node/status.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api

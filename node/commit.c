@@ -67,6 +67,42 @@ fail_reqs(struct commit_req *list, const struct im_err *e)
             fail_op(&r->ops[i], e->code, im_errmsg(e));
 }
 
+int
+commit_is_refusal(int code)
+{
+    return is_refusal(code);
+}
+
+int
+commit_append(struct commit_step *cs, const char *incident, Im__Body *body,
+              char id_out[INCIDENT_ID_MAX + 1], struct im_err *e)
+{
+    Im__Event ev = IM__EVENT__INIT;
+    char id[INCIDENT_ID_MAX + 1];
+    int rv;
+
+    if ((rv = incident_body_check(body, e)) != 0)
+        return rv;
+    if (body->kind_case == IM__BODY__KIND_OPENED) {
+        if ((rv = store_next_id(cs->t, id, e)) != 0)
+            return rv;
+        ev.incident = id;
+    } else {
+        if (incident == NULL || incident[0] == '\0')
+            return im_errf(e, IM_EINVAL, "incident id is required");
+        ev.incident = (char *)incident;
+    }
+    ev.actor = (char *)cs->actor;
+    ev.body = body;
+    rv = store_append_local(cs->t, &ev, &cs->c->clock, cs->now_ms, cs->inc, e);
+    if (rv != 0)
+        return rv;
+    cs->events++;
+    if (id_out != NULL)
+        snprintf(id_out, INCIDENT_ID_MAX + 1, "%s", cs->inc->id);
+    return 0;
+}
+
 static int
 apply_op(struct committer *c, struct store_txn *t, const char *actor,
          struct commit_op *op, struct incident *inc, uint64_t now_ms,
@@ -79,6 +115,15 @@ apply_op(struct committer *c, struct store_txn *t, const char *actor,
     int rv;
 
     im_errclear(e);
+    if (op->step != NULL) {
+        struct commit_step cs = {.c = c, .t = t, .actor = actor,
+                                 .now_ms = now_ms, .inc = inc};
+        if ((rv = op->step(&cs, op->step_arg)) != 0)
+            return rv;
+        op->code = 0;
+        op->events = cs.events;
+        return 0;
+    }
     if ((rv = incident_body_check(op->body, e)) != 0) {
         fail_op(op, rv, im_errmsg(e));
         return 0;
@@ -135,7 +180,8 @@ run_txn(struct committer *c, struct commit_req *list, struct incident *inc,
                 store_abort(&t);
                 return rv;
             }
-            events += r->ops[i].code == 0;
+            events += r->ops[i].step != NULL ? r->ops[i].events
+                                             : r->ops[i].code == 0;
         }
     if ((rv = store_commit(&t, c->site_key, e)) != 0)
         return rv;
@@ -259,6 +305,7 @@ commit_submit(struct committer *c, struct commit_req *r)
         r->ops[i].result = NULL;
         r->ops[i].result_size = 0;
         r->ops[i].code = 0;
+        r->ops[i].events = 0;
     }
     r->next = NULL;
     pthread_mutex_lock(&c->mu);

@@ -24,15 +24,27 @@
 #include "keys.h"
 #include "store.h"
 
-/* One write: append body to incident ("" for an opening). */
+struct commit_step;
+
+/* One write: append body to incident ("" for an opening), or run `step`. */
 struct commit_op {
     const char *incident;   /* borrowed from the caller until done() */
     Im__Body *body;         /* borrowed */
+    /* Instead of appending body: a step run inside the write transaction,
+     * which reads the store and appends any number of events with
+     * commit_append() (alert intake, occurrence flushes, delivery
+     * records). It returns 0 when it has its answer, refusals included,
+     * which it keeps in step_arg (no packed result is made); any other
+     * code fails the transaction, after which the step may run again in a
+     * transaction of its own, so it must reset its outputs on entry. */
+    int (*step)(struct commit_step *cs, void *step_arg);
+    void *step_arg;
     /* Output, valid in done(): a packed Im__Result (malloc'd; the caller
      * frees it) answering this op. */
     uint8_t *result;
     size_t result_size;
     int code;               /* the result's code */
+    uint64_t events;        /* step: events it appended */
 };
 
 struct commit_req {
@@ -60,6 +72,28 @@ struct committer {
     /* Counters for metrics and benchmarks. */
     _Atomic uint64_t commits, events, failures, batch_ops_max;
 };
+
+/* What a step sees: the open write transaction and the clock. */
+struct commit_step {
+    struct committer *c;
+    struct store_txn *t;
+    const char *actor;
+    uint64_t now_ms;        /* wall clock of this transaction */
+    struct incident *inc;   /* scratch: the incident after the last append */
+    uint64_t events;        /* events appended by this step */
+};
+
+/* Appends body to incident (NULL or "" with an opening: the next id is
+ * assigned and written to id_out, which may be NULL otherwise). On 0,
+ * cs->inc holds the incident after the event. A refusal of the fold
+ * (IM_ESTATE, IM_ESTALE, IM_EINVAL, ...) writes nothing and is returned
+ * with e saying why; the step decides what it means. Other codes are
+ * failures of the transaction: return them. */
+int commit_append(struct commit_step *cs, const char *incident, Im__Body *body,
+                  char id_out[INCIDENT_ID_MAX + 1], struct im_err *e);
+
+/* 1 if code is a refusal of one event (the transaction goes on). */
+int commit_is_refusal(int code);
 
 /* Starts the writer thread. site_key signs checkpoints; both are borrowed
  * for the committer's lifetime. */
