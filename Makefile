@@ -5,7 +5,7 @@
 
 CC      ?= cc
 SAN     ?=
-PKGS    := libprotobuf-c lmdb libsodium jansson
+PKGS    := libprotobuf-c lmdb libsodium jansson libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter \
            -Wno-format-truncation
@@ -37,7 +37,8 @@ LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/incident_json.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/alerts.c node/intake.c node/pagerduty.c node/alertmanager.c \
-             node/http.c node/httpapi.c node/metrics.c node/status.c
+             node/http.c node/httpapi.c node/metrics.c node/status.c \
+             node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api

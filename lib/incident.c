@@ -1341,8 +1341,9 @@ incident_event_describe(const Im__Event *ev, char kind[TIMELINE_KIND_MAX],
     case IM__BODY__KIND_NOTIFIED:
         snprintf(kind, TIMELINE_KIND_MAX, "notified");
         if (b->notified->delivered)
-            line_printf(&l, "notified %s (%s), attempt %u", b->notified->channel,
-                        b->notified->rules, b->notified->attempts);
+            line_printf(&l, "notified %s (%s) on attempt %u",
+                        b->notified->channel, b->notified->rules,
+                        b->notified->attempts);
         else
             line_printf(&l, "notification to %s (%s) failed after %u attempts",
                         b->notified->channel, b->notified->rules,

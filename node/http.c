@@ -52,8 +52,11 @@ http_reply(struct http_server *h, nng_aio *aio, enum http_endpoint ep,
             rv = nng_http_res_set_header(res, "Content-Type", content_type);
         for (size_t i = 0; rv == 0 && headers != NULL && headers[i] != NULL; i += 2)
             rv = nng_http_res_set_header(res, headers[i], headers[i + 1]);
-        if (rv == 0 && size > 0)
-            rv = nng_http_res_copy_data(res, body, size);
+        /* Always: it also sets Content-Length, which a body-less answer
+         * needs too (a 302), or the client reads until the close. */
+        if (rv == 0)
+            rv = size > 0 ? nng_http_res_copy_data(res, body, size)
+                          : nng_http_res_set_data(res, NULL, 0);
         if (rv != 0)
             nng_http_res_free(res);
     }

@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "store.h"
 
 static const char usage[] =
@@ -79,6 +80,7 @@ run_node(struct config *cfg, int dev)
     struct api api;
     struct metrics metrics;
     struct http_server http = {0};
+    struct notifier notifier;
     sigset_t sigs;
     char tag[32];
     int sig = 0;
@@ -97,11 +99,18 @@ run_node(struct config *cfg, int dev)
     if (store_open(&store, cfg->node.data, cfg->node.site, cfg->node.map_size,
                    &e) != 0)
         goto fail;
+    /* The outbox derives from every event stored: hook it in before the
+     * first write. */
+    metrics_init(&metrics);
+    notify_init(&notifier, cfg, &store, &commit, &metrics);
+    store.derive = notify_derive;
+    store.derive_arg = &notifier;
     if (commit_start(&commit, &store, &site_key, &e) != 0)
         goto fail_store;
-    if (api_start(&api, cfg, &store, &commit, &e) != 0)
+    if (notify_start(&notifier, &e) != 0)
         goto fail_commit;
-    metrics_init(&metrics);
+    if (api_start(&api, cfg, &store, &commit, &e) != 0)
+        goto fail_notify;
     metrics_register(&metrics, metrics_collect_store, &store);
     metrics_register(&metrics, metrics_collect_commit, &commit);
     if (cfg->http.listen[0] != '\0' &&
@@ -120,6 +129,7 @@ run_node(struct config *cfg, int dev)
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
     http_close(&http);
+    notify_stop(&notifier);
     api_close(&api);
     commit_stop(&commit);
     api_free(&api);
@@ -133,11 +143,14 @@ run_node(struct config *cfg, int dev)
 fail_http:
     http_close(&http);
 fail_api:
+    notify_stop(&notifier);
     api_close(&api);
     commit_stop(&commit);
     api_free(&api);
     http_free(&http);
     goto fail_store;
+fail_notify:
+    notify_stop(&notifier);
 fail_commit:
     commit_stop(&commit);
 fail_store:
