@@ -40,7 +40,7 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
-UNIT_TESTS := test_incident \
+UNIT_TESTS := test_incident test_intake test_config test_notify test_http \
               test_store test_text test_api
 TOOLS    :=
 

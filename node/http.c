@@ -719,8 +719,11 @@ flush_tick(void *arg)
     struct http_server *h = arg;
 
     TSAN_ACQUIRE(&h->flush_op);
-    if (nng_aio_result(h->flush_aio) != 0 || atomic_load(&h->flush_stopping))
+    if (nng_aio_result(h->flush_aio) != 0 || atomic_load(&h->flush_stopping)) {
+        /* For http_close, which reads h after nng_aio_stop returns. */
+        TSAN_RELEASE(&h->flush_op);
         return;
+    }
     h->flush_job.interval_ms = h->cfg->http.summary_interval_ms;
     h->flush_op.step = intake_flush_step;
     h->flush_op.step_arg = &h->flush_job;
@@ -734,6 +737,7 @@ flush_tick(void *arg)
         atomic_store(&h->flush_busy, 0);
         flush_arm(h);
     }
+    TSAN_RELEASE(&h->flush_op);
 }
 
 static void
@@ -835,8 +839,10 @@ http_close(struct http_server *h)
         return;
     nng_http_server_stop(h->srv);
     atomic_store(&h->flush_stopping, 1);
-    if (h->flush_aio != NULL)
+    if (h->flush_aio != NULL) {
         nng_aio_stop(h->flush_aio);
+        TSAN_ACQUIRE(&h->flush_op);
+    }
     /* A handler that NNG dispatched just before the stop may not have
      * counted itself yet: wait for two quiet looks 20 ms apart. */
     deadline = clock_mono_ms() + HTTP_CLOSE_WAIT_MS;
@@ -857,8 +863,10 @@ http_free(struct http_server *h)
 {
     if (!h->started)
         return;
-    if (h->flush_aio != NULL)
+    if (h->flush_aio != NULL) {
         nng_aio_free(h->flush_aio);
+        TSAN_ACQUIRE(&h->flush_op);
+    }
     h->flush_aio = NULL;
     nng_http_server_release(h->srv);
     nng_url_free(h->url);
