@@ -635,7 +635,11 @@ notify_run_once(struct notifier *n)
         if (rv != 0) {
             log_warn("notify: %s: recording the outcome failed (%s); it will "
                      "be tried again", entry->id, im_strerror(rv));
-        } else if (ch >= 0 && job.final) {
+        } else if (job.final) {
+            if (atomic_load(&n->queued) > 0)
+                atomic_fetch_sub(&n->queued, 1);
+        }
+        if (rv == 0 && ch >= 0 && job.final) {
             atomic_fetch_add(job.delivered ? &n->delivered[ch] : &n->failed[ch], 1);
             if (!job.delivered)
                 log_warn("notify: %s to %s failed after %u attempts: %s",
