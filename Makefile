@@ -27,8 +27,17 @@ OUT     := build/tsan
 BIN     := build/tsan/bin
 CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
+else ifeq ($(SAN),fuzz)
+# libFuzzer targets (tests/fuzz): clang, with ASan and UBSan.
+CC      := clang
+OUT     := build/fuzz
+BIN     := build/fuzz/bin
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+           -Wno-unknown-warning-option \
+           -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=fuzzer,address,undefined
 else
-$(error SAN must be empty, asan or tsan)
+$(error SAN must be empty, asan, tsan or fuzz)
 endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
@@ -43,6 +52,7 @@ CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 UNIT_TESTS := test_incident test_intake test_config test_notify test_http \
               test_store test_text test_api
 TOOLS    :=
+FUZZERS  := fuzz_pagerduty fuzz_alertmanager
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
@@ -52,7 +62,7 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 LIBIM     := $(OUT)/libim.a
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
-        fmt clean
+        fmt clean fuzz
 all: $(BIN)/imnode $(BIN)/imctl
 
 build/gen/im.pb-c.c build/gen/im.pb-c.h: proto/im.proto
@@ -85,6 +95,11 @@ $(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(OUT)/tests/fuzz/%.o: CFLAGS += -Inode
+$(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -95,6 +110,10 @@ $(BIN)/bench_lmdb: $(OUT)/tests/bench/bench_lmdb.o $(LIBIM)
 
 programs: all $(UNIT_TESTS:%=$(BIN)/%) $(TOOLS:%=$(BIN)/%)
 .PHONY: programs
+
+# Build with SAN=fuzz (see `fuzz`).
+fuzzers: $(FUZZERS:%=$(BIN)/%)
+.PHONY: fuzzers
 
 deps:
 	deploy/deps
@@ -108,10 +127,17 @@ test: deps
 	$(MAKE) programs
 	$(MAKE) SAN=asan programs
 	$(MAKE) SAN=tsan programs
+	$(MAKE) SAN=fuzz fuzzers
 	tests/run
 
 bench: deps programs
 	tests/bench/run
+
+# The intake fuzzers for FUZZ_SECONDS each (default 300); `make test`
+# runs them for 15 s each.
+fuzz: deps
+	$(MAKE) SAN=fuzz fuzzers
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run
 
 crash-long: deps programs
 	CRASH_TRIALS=200 tests/integration/crash.sh
@@ -122,7 +148,8 @@ tsan:
 	$(MAKE) SAN=tsan programs
 
 fmt:
-	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
+	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c \
+	    tests/fuzz/*.c
 
 clean:
 	rm -rf build bin

@@ -259,20 +259,20 @@ am_parse(const struct cfg_integration *integ, const char *body, size_t size,
     else
         req->severity = have_worst ? worst : integ->default_severity;
     title = label(root, "commonAnnotations", "summary");
-    if (title != NULL && title[strspn(title, " \t\r\n")] != '\0') {
-        intake_text_copy(req->title, sizeof req->title, title, strlen(title));
+    if (title != NULL && !intake_blank(title, strlen(title))) {
+        intake_line_copy(req->title, sizeof req->title, title, strlen(title));
     } else {
         char buf[TITLE_MAX + 1];
         const char *name = label(root, "commonLabels", "alertname");
         const char *where = label(root, "commonLabels", "instance");
         if (where == NULL)
             where = label(root, "commonLabels", "job");
-        if (name != NULL && name[strspn(name, " \t\r\n")] != '\0')
+        if (name != NULL && !intake_blank(name, strlen(name)))
             snprintf(buf, sizeof buf, "%s%s%s", name, where ? " on " : "",
                      where ? where : "");
         else
             snprintf(buf, sizeof buf, "Alertmanager group %s", group);
-        intake_text_copy(req->title, sizeof req->title, buf, strlen(buf));
+        intake_line_copy(req->title, sizeof req->title, buf, strlen(buf));
     }
     intake_text_copy(req->summary, sizeof req->summary, req->title,
                      strlen(req->title));
@@ -280,7 +280,7 @@ am_parse(const struct cfg_integration *integ, const char *body, size_t size,
     if (s == NULL)
         s = label(root, "commonLabels", "job");
     if (s != NULL)
-        intake_text_copy(req->source, sizeof req->source, s, strlen(s));
+        intake_line_copy(req->source, sizeof req->source, s, strlen(s));
     req->description = describe(root, req, firing);
     json_decref(root);
     if (req->description == NULL) {

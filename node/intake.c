@@ -71,7 +71,32 @@ utf8_len(const char *s, size_t n)
 }
 
 int
+intake_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] > 0x20 && s[i] != 0x7f)
+            return 0;
+    return 1;
+}
+
+static int copy_clean(char *dst, size_t dst_size, const char *src,
+                      size_t src_size, int single_line);
+
+int
 intake_text_copy(char *dst, size_t dst_size, const char *src, size_t src_size)
+{
+    return copy_clean(dst, dst_size, src, src_size, 0);
+}
+
+int
+intake_line_copy(char *dst, size_t dst_size, const char *src, size_t src_size)
+{
+    return copy_clean(dst, dst_size, src, src_size, 1);
+}
+
+static int
+copy_clean(char *dst, size_t dst_size, const char *src, size_t src_size,
+           int single_line)
 {
     static const char ellipsis[] = "...";
     size_t used = 0, i = 0;
@@ -89,8 +114,8 @@ intake_text_copy(char *dst, size_t dst_size, const char *src, size_t src_size)
             cut = 1;
             break;
         }
-        if (len == 1 && (unsigned char)src[i] < 0x20 && src[i] != '\n' &&
-            src[i] != '\t')
+        if (len == 1 && (unsigned char)src[i] < 0x20 &&
+            (single_line || (src[i] != '\n' && src[i] != '\t')))
             dst[used] = ' ';
         else if (len == 1 && src[i] == 0x7f)
             dst[used] = ' ';
@@ -195,15 +220,9 @@ intake_json_string(json_t *obj, const char *name, const char *path,
                      max, n);
         return -1;
     }
-    if (required) {
-        size_t i = 0;
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' ||
-                         s[i] == '\r'))
-            i++;
-        if (i == n) {
-            intake_error(errs, "'%s' is blank", path);
-            return -1;
-        }
+    if (required && intake_blank(s, n)) {
+        intake_error(errs, "'%s' is blank", path);
+        return -1;
     }
     if (single_line)
         for (size_t i = 0; i < n; i++)
@@ -385,24 +404,33 @@ flush_pending(struct step *st, const Im__AlertEntry *p)
     return alerts_pending_del(st->cs->t, p->integration, p->key, &st->e);
 }
 
+/* The opening of an incident for req (strings borrowed from req). */
+static void
+opened_body(const struct intake_req *req, Im__Body *body, Im__Opened *o)
+{
+    const struct cfg_integration *in = req->integ;
+
+    im__body__init(body);
+    im__opened__init(o);
+    o->title = (char *)req->title;
+    o->description = req->description ? req->description : (char *)"";
+    o->service = (char *)in->service;
+    o->category = (char *)in->category;
+    o->subcategory = (char *)in->subcategory;
+    o->impact = (Im__Level)in->impact[req->severity];
+    o->urgency = (Im__Level)in->urgency[req->severity];
+    body->kind_case = IM__BODY__KIND_OPENED;
+    body->opened = o;
+}
+
 static int
 append_opened(struct step *st, char id[INCIDENT_ID_MAX + 1])
 {
-    const struct intake_req *req = st->req;
-    const struct cfg_integration *in = req->integ;
-    Im__Body body = IM__BODY__INIT;
-    Im__Opened o = IM__OPENED__INIT;
+    Im__Body body;
+    Im__Opened o;
     int rv;
 
-    o.title = (char *)req->title;
-    o.description = req->description ? req->description : (char *)"";
-    o.service = (char *)in->service;
-    o.category = (char *)in->category;
-    o.subcategory = (char *)in->subcategory;
-    o.impact = (Im__Level)in->impact[req->severity];
-    o.urgency = (Im__Level)in->urgency[req->severity];
-    body.kind_case = IM__BODY__KIND_OPENED;
-    body.opened = &o;
+    opened_body(st->req, &body, &o);
     rv = commit_append(st->cs, NULL, &body, id, &st->e);
     if (rv == 0)
         st->res->events++;
@@ -872,5 +900,69 @@ intake_flush_step(struct commit_step *cs, void *arg)
     free(d.due);
     if (rv != 0)
         log_warn("intake: summarising occurrences: %s", im_errmsg(&st.e));
+    return rv;
+}
+
+/* ---- for the fuzzers: what a valid request turns into ---- */
+
+int
+intake_events_check(const struct intake_req *req, struct im_err *e)
+{
+    Im__Body body = IM__BODY__INIT;
+    Im__Opened o;
+    Im__AlertOccurrence a = IM__ALERT_OCCURRENCE__INIT;
+    Im__AlertResolved r = IM__ALERT_RESOLVED__INIT;
+    Im__AlertRef *refs = NULL, **ptrs = NULL;
+    size_t n = req->alerts_count < ALERT_REFS_PER_EVENT_MAX
+                   ? req->alerts_count
+                   : ALERT_REFS_PER_EVENT_MAX;
+    int rv;
+
+    if (req->integ == NULL || req->key[0] == '\0')
+        return im_errf(e, IM_EINVAL, "accepted without integration or key");
+    if (n > 0) {
+        refs = calloc(n, sizeof *refs);
+        ptrs = calloc(n, sizeof *ptrs);
+        if (refs == NULL || ptrs == NULL) {
+            free(refs);
+            free(ptrs);
+            return im_errf(e, IM_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            im__alert_ref__init(&refs[i]);
+            refs[i].fingerprint = (char *)req->alerts[i].fingerprint;
+            refs[i].starts_at_ms = req->alerts[i].starts_at_ms;
+            ptrs[i] = &refs[i];
+        }
+    }
+    if (req->action == INTAKE_TRIGGER || req->alerts_count > 0) {
+        opened_body(req, &body, &o);
+        if ((rv = incident_body_check(&body, e)) != 0)
+            goto out;
+    }
+    a.integration = (char *)req->integ->name;
+    a.key = (char *)req->key;
+    a.count = n ? n : 1;
+    a.first_ms = a.last_ms = 1;
+    a.summary = (char *)req->summary;
+    a.source = (char *)req->source;
+    a.severity = (char *)config_severity_name(req->severity);
+    a.alerts = ptrs;
+    a.n_alerts = n;
+    im__body__init(&body);
+    body.kind_case = IM__BODY__KIND_ALERT;
+    body.alert = &a;
+    if ((rv = incident_body_check(&body, e)) != 0)
+        goto out;
+    r.integration = a.integration;
+    r.key = a.key;
+    r.alerts = ptrs;
+    r.n_alerts = n;
+    body.kind_case = IM__BODY__KIND_ALERT_RESOLVED;
+    body.alert_resolved = &r;
+    rv = incident_body_check(&body, e);
+out:
+    free(refs);
+    free(ptrs);
     return rv;
 }

@@ -163,4 +163,17 @@ char *intake_text_finish(struct intake_text *t);
  * valid UTF-8. Returns 1 if it was cut. */
 int intake_text_copy(char *dst, size_t dst_size, const char *src, size_t src_size);
 
+/* Same for single-line fields (titles, sources): newline and tab become
+ * spaces too. */
+int intake_line_copy(char *dst, size_t dst_size, const char *src, size_t src_size);
+
+/* 1 if s holds nothing but spaces and control characters: what would be
+ * blank once cleaned. */
+int intake_blank(const char *s, size_t n);
+
+/* Checks that the events a valid request turns into (the opening, an
+ * occurrence, a resolution of its alerts) pass incident_body_check: the
+ * parsers' promise, which the fuzzers hold them to. */
+int intake_events_check(const struct intake_req *req, struct im_err *e);
+
 #endif

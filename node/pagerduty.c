@@ -225,10 +225,10 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
         req->key_generated = 1;
     }
     if (req->action == INTAKE_TRIGGER) {
-        intake_text_copy(req->title, sizeof req->title, summary, strlen(summary));
+        intake_line_copy(req->title, sizeof req->title, summary, strlen(summary));
         intake_text_copy(req->summary, sizeof req->summary, summary,
                          strlen(summary));
-        intake_text_copy(req->source, sizeof req->source, source, strlen(source));
+        intake_line_copy(req->source, sizeof req->source, source, strlen(source));
         req->description = describe(root, payload, severity);
         if (req->description == NULL) {
             json_decref(root);
