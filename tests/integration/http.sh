@@ -315,9 +315,29 @@ req GET /metrics
 
 node_stop
 expect "the store checks out" 0 "OK" "$BIN/imnode" check --data "$TMP/node"
-if grep -q "Sanitizer" "$TMP/node.log"; then
-    bad "sanitizer report in the node's log:"
-    grep -A20 "Sanitizer" "$TMP/node.log" | head -40
+
+# ---- a full store: 503 (senders retry), nothing half-written, reads go on ---
+
+node_start "$TMP/full" AMS || exit 1
+node_stop
+sed -i 's|^\[node\]$|[node]\nmap_size = 1MiB|' "$TMP/full/node.conf"
+node_start "$TMP/full" AMS || exit 1
+golden pagerduty/trigger_minimal.json >"$TMP/fill.json"
+R=$(python3 tests/integration/sendmany.py "$IM_HTTP" /v2/enqueue "$TMP/fill.json" 3000 4)
+jq_check "a full store answers 202 until full, then 503" "$R" \
+    '(.statuses | keys) == ["202", "503"] and .statuses["503"] > 0'
+refuses "store full" 503 'the store refused the write (store full): retry' \
+    POST /v2/enqueue -H 'Content-Type: application/json' --data-binary "@$TMP/fill.json"
+[[ $HDRS == *"Retry-After: 1"* ]] && ok || bad "503 without Retry-After: $HDRS"
+req GET /status
+expect_status "reads work on a full store" 200
+accepted=$(jq '.statuses["202"]' <<<"$R")
+jq_check "every 202 is an incident" "$(api '?all=true&limit=100000')" --argjson n "$accepted" '.matched == $n'
+node_stop
+expect "the full store checks out" 0 "OK" "$BIN/imnode" check --data "$TMP/full"
+if grep -q "Sanitizer" "$TMP/node.log" "$TMP/full.log"; then
+    bad "sanitizer report in a node's log:"
+    grep -A20 "Sanitizer" "$TMP/node.log" "$TMP/full.log" | head -40
 else
     ok
 fi

@@ -501,9 +501,42 @@ TEST(storm_is_summarised)
     json_decref(j);
 }
 
+TEST(overload_answers_429)
+{
+    char *b = pd_trigger("busy", "busy");
+    uint64_t before = head_seq();
+    struct resp r;
+
+    /* As if HTTP_INFLIGHT_MAX requests were being handled. */
+    atomic_fetch_add(&http.inflight, HTTP_INFLIGHT_MAX);
+    r = post("/v2/enqueue", json_hdr, b);
+    atomic_fetch_sub(&http.inflight, HTTP_INFLIGHT_MAX);
+    CHECK_EQ_INT(r.status, 429);
+    CHECK(strstr(r.body, "retry shortly") != NULL);
+    free(r.body);
+    CHECK_EQ_INT(head_seq(), before);
+    r = post("/v2/enqueue", json_hdr, b);
+    CHECK_EQ_INT(r.status, 202);
+    free(r.body);
+    free(b);
+}
+
 TEST(metrics_text)
 {
-    struct resp r = request("GET", "/metrics", NULL, NULL, 0);
+    struct resp r;
+
+    /* The notifier thread has had its P1s to send meanwhile. */
+    for (int i = 0; i < 100; i++) {
+        r = request("GET", "/metrics", NULL, NULL, 0);
+        int sent = strstr(r.body, "im_notifications_total{channel=\"log\","
+                                  "outcome=\"delivered\"} 0") == NULL;
+        free(r.body);
+        if (sent)
+            break;
+        usleep(50 * 1000);
+    }
+    r = request("GET", "/metrics", NULL, NULL, 0);
+    CHECK(strstr(r.body, "im_notifications_total{channel=\"log\",outcome=\"delivered\"} 0") == NULL);
     CHECK_EQ_INT(r.status, 200);
     CHECK(strstr(r.body, "# TYPE im_http_requests_total counter") != NULL);
     CHECK(strstr(r.body, "im_http_requests_total{endpoint=\"pagerduty\",status=\"202\"}") != NULL);
@@ -589,8 +622,10 @@ setup(void)
                  "\nservice = api\n"
                  "[integration bot]\ntype = api\ntoken = " API_TOKEN "\n"
                  "[integration watcher]\ntype = api\ntoken = " VIEWER_TOKEN
-                 "\nrole = viewer\n",
-                 data, spk, base);
+                 "\nrole = viewer\n"
+                 "[notify log]\ntype = command\ncommand = cat >> %s/notified\n"
+                 "on = new_p1\n",
+                 data, spk, base, tmp_root);
         if (cfg == NULL)
             cfg = calloc(1, sizeof *cfg);
         if (config_parse(cfg, "test.conf", text, &e) != 0) {
@@ -608,6 +643,8 @@ setup(void)
                 break;
             metrics_register(&metrics, metrics_collect_store, &store);
             metrics_register(&metrics, metrics_collect_commit, &commit);
+            if (notify_start(&notifier, &e) != 0)
+                break;
         }
         if (http_start(&http, cfg, &store, &commit, &metrics, &e) == 0)
             return 0;
@@ -638,5 +675,6 @@ teardown(void)
 TEST_MAIN(RUN(status_render_escapes); if (setup() != 0) return 1;
           RUN(pagerduty_trigger_join_resolve); RUN(refusals_change_nothing);
           RUN(api_lifecycle_with_cli_rules); RUN(status_page_shows_public_updates_only);
-          RUN(concurrent_senders); RUN(storm_is_summarised); RUN(metrics_text);
+          RUN(concurrent_senders); RUN(storm_is_summarised);
+          RUN(overload_answers_429); RUN(metrics_text);
           teardown())
