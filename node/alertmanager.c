@@ -31,11 +31,12 @@ labels_check(json_t *obj, const char *name, const char *path, int required,
         return 0;
     }
     if (json_object_size(m) > AM_LABELS_MAX) {
-        intake_error(errs, "'%s' has %zu entries; at most %d are accepted", path,
-                     json_object_size(m), AM_LABELS_MAX);
+        intake_error(errs, "'%s' has %zu entries; at most %d are accepted",
+                     path, json_object_size(m), AM_LABELS_MAX);
         return 0;
     }
-    json_object_foreach(m, k, v) {
+    json_object_foreach(m, k, v)
+    {
         if (!json_is_string(v)) {
             snprintf(where, sizeof where, "%s.%s", path, k);
             intake_error(errs, "'%.200s' must be a string", where);
@@ -59,7 +60,8 @@ describe_map(struct intake_text *t, json_t *m, const char *sep)
     json_t *v;
     int first = 1;
 
-    json_object_foreach(m, k, v) {
+    json_object_foreach(m, k, v)
+    {
         if (json_is_string(v))
             intake_text_printf(t, "%s%s=%s", first ? "" : sep, k,
                                json_string_value(v));
@@ -79,8 +81,9 @@ describe(json_t *root, const struct intake_req *req, size_t firing)
         intake_text_printf(&t, "%s\n\n", s);
     intake_text_printf(&t, "Alertmanager group %s", req->key);
     if (json_is_string(json_object_get(root, "receiver")))
-        intake_text_printf(&t, " (receiver %s)",
-                           json_string_value(json_object_get(root, "receiver")));
+        intake_text_printf(
+            &t, " (receiver %s)",
+            json_string_value(json_object_get(root, "receiver")));
     intake_text_printf(&t, ": %zu firing, %zu resolved\n", firing,
                        req->alerts_count - firing);
     if ((m = json_object_get(root, "commonLabels")) != NULL &&
@@ -93,16 +96,19 @@ describe(json_t *root, const struct intake_req *req, size_t firing)
         json_object_size(m) > 0) {
         const char *k;
         json_t *v;
-        json_object_foreach(m, k, v) {
+        json_object_foreach(m, k, v)
+        {
             if (strcmp(k, "description") != 0 && json_is_string(v))
                 intake_text_printf(&t, "%s: %s\n", k, json_string_value(v));
         }
     }
     if (json_is_string(json_object_get(root, "externalURL")))
-        intake_text_printf(&t, "alertmanager: %s\n",
-                           json_string_value(json_object_get(root, "externalURL")));
+        intake_text_printf(
+            &t, "alertmanager: %s\n",
+            json_string_value(json_object_get(root, "externalURL")));
     intake_text_printf(&t, "alerts:\n");
-    json_array_foreach(alerts, i, a) {
+    json_array_foreach(alerts, i, a)
+    {
         if (i == DESCRIBE_ALERTS_MAX) {
             intake_text_printf(&t, "... and %zu more\n",
                                json_array_size(alerts) - i);
@@ -116,8 +122,9 @@ describe(json_t *root, const struct intake_req *req, size_t firing)
         if ((s = label(a, "annotations", "summary")) != NULL)
             intake_text_printf(&t, " (%s)", s);
         if (json_is_string(json_object_get(a, "generatorURL")))
-            intake_text_printf(&t, " %s",
-                               json_string_value(json_object_get(a, "generatorURL")));
+            intake_text_printf(
+                &t, " %s",
+                json_string_value(json_object_get(a, "generatorURL")));
         intake_text_printf(&t, "\n");
     }
     return intake_text_finish(&t);
@@ -202,8 +209,8 @@ am_parse(const struct cfg_integration *integ, const char *body, size_t size,
     else if (!json_is_string(v) || strcmp(json_string_value(v), "4") != 0)
         intake_error(errs, "'version' must be \"4\" (Alertmanager's webhook "
                            "payload version)");
-    intake_json_string(root, "groupKey", "groupKey", ALERT_KEY_MAX, 1, 1, &group,
-                       errs);
+    intake_json_string(root, "groupKey", "groupKey", ALERT_KEY_MAX, 1, 1,
+                       &group, errs);
     if (intake_json_string(root, "status", "status", 16, 1, 1, &s, errs) == 1 &&
         strcmp(s, "firing") != 0 && strcmp(s, "resolved") != 0)
         intake_error(errs, "'status' must be firing or resolved");
@@ -239,7 +246,8 @@ am_parse(const struct cfg_integration *integ, const char *body, size_t size,
             errs->status = 503;
             return IM_ENOMEM;
         }
-        json_array_foreach(alerts, i, a) {
+        json_array_foreach(alerts, i, a)
+        {
             alert_parse(a, i, &req->alerts[i], &worst, &have_worst, errs);
             firing += req->alerts[i].firing;
         }

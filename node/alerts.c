@@ -175,7 +175,8 @@ index_occurrence(struct store_txn *t, const Im__Event *ev,
         return rv;
     /* Counts add up whatever the order; the rest is last writer wins. */
     entry->count += a->count;
-    if (entry->first_ms == 0 || (a->first_ms != 0 && a->first_ms < entry->first_ms))
+    if (entry->first_ms == 0 ||
+        (a->first_ms != 0 && a->first_ms < entry->first_ms))
         entry->first_ms = a->first_ms;
     if (a->last_ms > entry->last_ms)
         entry->last_ms = a->last_ms;
@@ -275,8 +276,7 @@ alerts_index_event(struct store_txn *t, const Im__Event *ev, struct im_err *e)
         return index_occurrence(t, ev, ev->body->alert, e);
     case IM__BODY__KIND_ALERT_RESOLVED:
         return index_resolved(t, ev, ev->body->alert_resolved, e);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -378,7 +378,8 @@ alerts_pending_scan(MDB_txn *txn, struct store *s, size_t max, alerts_fn fn,
         return store_mdb_error(s, rv, e, "cursor");
     for (rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rv == 0 && n < max;
          rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
-        Im__AlertEntry *entry = im__alert_entry__unpack(NULL, v.mv_size, v.mv_data);
+        Im__AlertEntry *entry =
+            im__alert_entry__unpack(NULL, v.mv_size, v.mv_data);
         int stop;
         if (entry == NULL) {
             mdb_cursor_close(cur);
@@ -430,10 +431,11 @@ alerts_of_incident(MDB_txn *txn, struct store *s, const char *incident,
                ALERTS_HASH_BYTES);
         if ((rv = entry_get(s, txn, s->alerts, &kk, &entry, e)) != 0) {
             mdb_cursor_close(cur);
-            return rv == IM_ENOTFOUND
-                       ? im_errf(e, IM_ECORRUPT, "alert index of %s names a "
-                                                 "missing key", incident)
-                       : rv;
+            return rv == IM_ENOTFOUND ? im_errf(e, IM_ECORRUPT,
+                                                "alert index of %s names a "
+                                                "missing key",
+                                                incident)
+                                      : rv;
         }
         stop = fn(arg, entry);
         im__alert_entry__free_unpacked(entry, NULL);

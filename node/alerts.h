@@ -62,8 +62,8 @@ int alerts_pending_del(struct store_txn *t, const char *integration,
 /* Visits every pending entry (at most `max`); fn returns non-zero to
  * stop. The entry is borrowed for the call. */
 typedef int (*alerts_fn)(void *arg, const Im__AlertEntry *entry);
-int alerts_pending_scan(MDB_txn *txn, struct store *s, size_t max,
-                        alerts_fn fn, void *arg, struct im_err *e);
+int alerts_pending_scan(MDB_txn *txn, struct store *s, size_t max, alerts_fn fn,
+                        void *arg, struct im_err *e);
 
 /* Visits the key entries of an incident. */
 int alerts_of_incident(MDB_txn *txn, struct store *s, const char *incident,

@@ -50,7 +50,8 @@ http_reply(struct http_server *h, nng_aio *aio, enum http_endpoint ep,
         if ((rv = nng_http_res_set_status(res, (uint16_t)status)) == 0 &&
             content_type != NULL)
             rv = nng_http_res_set_header(res, "Content-Type", content_type);
-        for (size_t i = 0; rv == 0 && headers != NULL && headers[i] != NULL; i += 2)
+        for (size_t i = 0; rv == 0 && headers != NULL && headers[i] != NULL;
+             i += 2)
             rv = nng_http_res_set_header(res, headers[i], headers[i + 1]);
         /* Always: it also sets Content-Length, which a body-less answer
          * needs too (a 302), or the client reads until the close. */
@@ -88,7 +89,8 @@ http_reply_json(struct http_server *h, nng_aio *aio, enum http_endpoint ep,
 
     json_decref(j);
     if (text == NULL) {
-        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"IM_ENOMEM\"}";
+        static const char oom[] =
+            "{\"error\":\"out of memory\",\"code\":\"IM_ENOMEM\"}";
         http_reply(h, aio, ep, 500, "application/json", oom, sizeof oom - 1,
                    NULL);
         return;
@@ -212,14 +214,16 @@ http_query(const char *uri, const char *name, char *out, size_t out_size)
         size_t n = strcspn(q, "&");
         const char *eq = memchr(q, '=', n);
         size_t key_size = eq ? (size_t)(eq - q) : n;
-        if (key_size == name_size && strncmp(q, name, n < name_size ? n : name_size) == 0) {
+        if (key_size == name_size &&
+            strncmp(q, name, n < name_size ? n : name_size) == 0) {
             if (eq == NULL) {
                 if (out_size == 0)
                     return -1;
                 out[0] = '\0';
                 return 1;
             }
-            return decode(eq + 1, n - key_size - 1, out, out_size) == 0 ? 1 : -1;
+            return decode(eq + 1, n - key_size - 1, out, out_size) == 0 ? 1
+                                                                        : -1;
         }
         q += n;
         if (*q == '&')
@@ -288,9 +292,8 @@ pd_refuse(struct http_server *h, nng_aio *aio, int status, const char *st,
 
 /* Alertmanager does not read bodies; the same shape serves people. */
 static void
-am_refuse(struct http_server *h, nng_aio *aio, int status,
-          const char *message, const struct intake_errors *errs,
-          const char *const *headers)
+am_refuse(struct http_server *h, nng_aio *aio, int status, const char *message,
+          const struct intake_errors *errs, const char *const *headers)
 {
     json_t *j = json_object(), *arr = json_array();
 
@@ -371,12 +374,13 @@ intake_done(struct commit_req *r)
     } else {
         json_t *j = json_object();
         json_object_set_new(j, "status", json_string("success"));
-        json_object_set_new(j, "message", json_string("Notification processed"));
+        json_object_set_new(j, "message",
+                            json_string("Notification processed"));
         json_object_set_new(j, "outcome",
                             json_string(intake_outcome_name(res->outcome)));
-        json_object_set_new(j, "incident", res->incident[0]
-                                               ? json_string(res->incident)
-                                               : json_null());
+        json_object_set_new(j, "incident",
+                            res->incident[0] ? json_string(res->incident)
+                                             : json_null());
         http_reply_json(x->h, x->aio, x->ep, 200, j, headers);
     }
     intake_free(x);
@@ -502,8 +506,8 @@ on_pagerduty(nng_aio *aio)
     rv = pd_parse(h->cfg, body, size, &x->req, &errs);
     if (rv != 0) {
         if (errs.status == 413)
-            intake_refuse(x, 413, "request too large", "Event object is too large",
-                          &errs, NULL);
+            intake_refuse(x, 413, "request too large",
+                          "Event object is too large", &errs, NULL);
         else if (errs.unparsable)
             intake_refuse(x, 400, "Unrecognized object",
                           "Event object format is unrecognized", &errs, NULL);
@@ -521,8 +525,8 @@ on_pagerduty(nng_aio *aio)
 static void
 on_alertmanager(nng_aio *aio)
 {
-    static const char *const challenge[] = {"WWW-Authenticate",
-                                            "Bearer realm=\"incident-mesh\"", NULL};
+    static const char *const challenge[] = {
+        "WWW-Authenticate", "Bearer realm=\"incident-mesh\"", NULL};
     nng_http_req *req;
     struct http_server *h = begin(aio, HTTP_EP_ALERTMANAGER, &req);
     const struct cfg_integration *integ;
@@ -552,7 +556,10 @@ on_alertmanager(nng_aio *aio)
     nng_http_req_get_data(req, &body, &size);
     rv = am_parse(integ, body, size, &x->req, &errs);
     if (rv != 0) {
-        am_refuse(h, aio, errs.status == 413 ? 413 : rv == IM_ENOMEM ? 503 : 400,
+        am_refuse(h, aio,
+                  errs.status == 413 ? 413
+                  : rv == IM_ENOMEM  ? 503
+                                     : 400,
                   errs.status == 413 ? "notification too large"
                                      : "invalid notification",
                   &errs, NULL);
@@ -607,8 +614,8 @@ on_metrics(nng_aio *aio)
                          "metrics: %s", im_strerror(rv));
         return;
     }
-    http_reply(h, aio, HTTP_EP_METRICS, 200, "text/plain; version=0.0.4",
-               text, size, NULL);
+    http_reply(h, aio, HTTP_EP_METRICS, 200, "text/plain; version=0.0.4", text,
+               size, NULL);
     free(text);
 }
 
@@ -786,12 +793,14 @@ http_start(struct http_server *h, const struct config *cfg, struct store *s,
     }
     for (int i = 0; routes[i].path != NULL; i++) {
         nng_http_handler *hd;
-        if ((rv = nng_http_handler_alloc(&hd, routes[i].path, routes[i].cb)) != 0)
+        if ((rv = nng_http_handler_alloc(&hd, routes[i].path, routes[i].cb)) !=
+            0)
             goto fail;
         /* Every method reaches the handler, which answers 405 itself. */
         if ((rv = nng_http_handler_set_method(hd, NULL)) != 0 ||
             (routes[i].tree && (rv = nng_http_handler_set_tree(hd)) != 0) ||
-            (rv = nng_http_handler_collect_body(hd, true, routes[i].body_max)) != 0 ||
+            (rv = nng_http_handler_collect_body(hd, true,
+                                                routes[i].body_max)) != 0 ||
             (rv = nng_http_handler_set_data(hd, h, NULL)) != 0 ||
             (rv = nng_http_server_add_handler(h->srv, hd)) != 0) {
             nng_http_handler_free(hd);

@@ -42,7 +42,7 @@ enum http_endpoint {
     HTTP_EP_COUNT_
 };
 
-#define HTTP_STATUS_SLOTS 600  /* counted per status code 0..599 */
+#define HTTP_STATUS_SLOTS 600 /* counted per status code 0..599 */
 #define HTTP_HANDLERS 7
 
 struct http_server {
@@ -66,9 +66,8 @@ struct http_server {
 
 /* Listens on cfg->http.listen and serves. All arguments are borrowed
  * until http_free. Registers the intake counters with m. */
-int http_start(struct http_server *h, const struct config *cfg,
-               struct store *s, struct committer *c, struct metrics *m,
-               struct im_err *e);
+int http_start(struct http_server *h, const struct config *cfg, struct store *s,
+               struct committer *c, struct metrics *m, struct im_err *e);
 
 /* Stops accepting and waits until the requests being handled have been
  * answered (their commits included): call before commit_stop. */
@@ -91,8 +90,9 @@ void http_reply_json(struct http_server *h, nng_aio *aio, enum http_endpoint ep,
                      int status, json_t *j, const char *const *headers);
 
 /* {"error": msg, "code": name} with status. */
-void http_reply_error(struct http_server *h, nng_aio *aio, enum http_endpoint ep,
-                      int status, const char *code_name, const char *fmt, ...)
+void http_reply_error(struct http_server *h, nng_aio *aio,
+                      enum http_endpoint ep, int status, const char *code_name,
+                      const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* The HTTP status for an IM_E* code of a refused or failed write. */

@@ -51,7 +51,8 @@ failh(struct http_server *h, nng_aio *aio, int status, int code,
     http_reply_json(h, aio, HTTP_EP_API, status, j, headers);
 }
 
-#define fail(h, aio, status, code, ...) failh(h, aio, status, code, NULL, __VA_ARGS__)
+#define fail(h, aio, status, code, ...)                                        \
+    failh(h, aio, status, code, NULL, __VA_ARGS__)
 
 /* ---- reads ---- */
 
@@ -88,7 +89,7 @@ static void
 api_list(struct http_server *h, nng_aio *aio, const char *uri)
 {
     static const char *const known[] = {"state", "priority", "service", "major",
-                                        "all", "limit", "site", NULL};
+                                        "all",   "limit",    "site",    NULL};
     struct store_list_query q = {0};
     struct list_acc acc = {.limit = LIST_LIMIT_DEFAULT};
     char v[SERVICE_MAX + 2], service[SERVICE_MAX + 1], site[SITE_CODE_MAX + 1];
@@ -99,9 +100,11 @@ api_list(struct http_server *h, nng_aio *aio, const char *uri)
     int r;
 
     if (!http_query_known(uri, known, v, sizeof v)) {
-        fail(h, aio, 400, IM_EINVAL,
-             "unknown query parameter '%.64s' (known: state, priority, service, "
-             "major, all, limit, site)", v);
+        fail(
+            h, aio, 400, IM_EINVAL,
+            "unknown query parameter '%.64s' (known: state, priority, service, "
+            "major, all, limit, site)",
+            v);
         return;
     }
     if ((r = http_query(uri, "state", v, sizeof v)) != 0) {
@@ -137,7 +140,8 @@ api_list(struct http_server *h, nng_aio *aio, const char *uri)
         if (r < 0 || config_check_site_code(site) != 0) {
             fail(h, aio, 400, IM_EINVAL,
                  "site '%.16s' is not a site code (2 to 8 capital letters or "
-                 "digits)", r < 0 ? "(malformed)" : site);
+                 "digits)",
+                 r < 0 ? "(malformed)" : site);
             return;
         }
         q.site = site;
@@ -208,8 +212,10 @@ alert_visit(void *arg, const Im__AlertEntry *k)
     json_object_set_new(j, "integration", incident_json_str(k->integration));
     json_object_set_new(j, "key", incident_json_str(k->key));
     json_object_set_new(j, "firing", json_boolean(k->firing));
-    json_object_set_new(j, "occurrences", json_integer((json_int_t)(k->count + pending)));
-    json_object_set_new(j, "occurrences_pending", json_integer((json_int_t)pending));
+    json_object_set_new(j, "occurrences",
+                        json_integer((json_int_t)(k->count + pending)));
+    json_object_set_new(j, "occurrences_pending",
+                        json_integer((json_int_t)pending));
     json_object_set_new(j, "first_at", incident_json_time(k->first_ms));
     json_object_set_new(j, "last_at", incident_json_time(k->last_ms));
     json_object_set_new(j, "summary", incident_json_str(k->summary));
@@ -223,13 +229,14 @@ static json_t *
 incident_full(struct store *s, MDB_txn *txn, const char *id, int timeline,
               struct im_err *e)
 {
-    struct incident *inc = malloc(sizeof *inc), *folded = malloc(sizeof *folded);
+    struct incident *inc = malloc(sizeof *inc),
+                    *folded = malloc(sizeof *folded);
     struct incident_pb pb;
     Im__Event **events = NULL;
     size_t n = 0;
     struct fold_outcome *outcomes = NULL;
     Im__TimelineEntry *entries = NULL, **ptrs = NULL;
-    char (*kinds)[TIMELINE_KIND_MAX] = NULL;
+    char(*kinds)[TIMELINE_KIND_MAX] = NULL;
     char **texts = NULL;
     json_t *j = NULL;
     struct alerts_acc acc = {.s = s, .txn = txn};
@@ -268,7 +275,8 @@ incident_full(struct store *s, MDB_txn *txn, const char *id, int timeline,
             entries[i].kind = kinds[i];
             entries[i].text = texts[i];
             entries[i].refused = outcomes[i].code != 0;
-            entries[i].refused_reason = outcomes[i].code ? outcomes[i].reason : "";
+            entries[i].refused_reason =
+                outcomes[i].code ? outcomes[i].reason : "";
             entries[i].seq = ev->seq;
             entries[i].hlc = ev->hlc;
             ptrs[i] = &entries[i];
@@ -339,7 +347,7 @@ api_get(struct http_server *h, nng_aio *aio, const char *uri, const char *id)
 struct api_write {
     struct http_server *h;
     nng_aio *aio;
-    json_t *doc;            /* strings of the body point into it */
+    json_t *doc; /* strings of the body point into it */
     char id[INCIDENT_ID_MAX + 1];
     int opening;
     Im__Body body;
@@ -370,10 +378,12 @@ write_done(struct commit_req *r)
         fail(w->h, w->aio, http_status_of(res->code), res->code, "%s",
              res->error);
     } else if (res->incident == NULL) {
-        fail(w->h, w->aio, 500, IM_EPROTO, "write answered without the incident");
+        fail(w->h, w->aio, 500, IM_EPROTO,
+             "write answered without the incident");
     } else {
         if (w->opening) {
-            snprintf(location, sizeof location, PREFIX "/%s", res->incident->id);
+            snprintf(location, sizeof location, PREFIX "/%s",
+                     res->incident->id);
             headers[0] = "Location";
             headers[1] = location;
         }
@@ -448,15 +458,16 @@ body_fields(struct api_write *w, nng_http_req *req, const char *const *fields,
     w->doc = json_loadb(data, size, 0, &jerr);
     if (w->doc == NULL) {
         http_reply_error(w->h, w->aio, HTTP_EP_API, 400, "IM_EINVAL",
-                         "JSON parse error at line %d, column %d: %s", jerr.line,
-                         jerr.column, jerr.text);
+                         "JSON parse error at line %d, column %d: %s",
+                         jerr.line, jerr.column, jerr.text);
         return -1;
     }
     if (!json_is_object(w->doc)) {
         fail(w->h, w->aio, 400, IM_EINVAL, "the body must be a JSON object");
         return -1;
     }
-    json_object_foreach(w->doc, k, v) {
+    json_object_foreach(w->doc, k, v)
+    {
         int i, found = 0;
         for (i = 0; fields[i] != NULL; i++)
             if (strcmp(fields[i], k) == 0) {
@@ -487,27 +498,29 @@ body_fields(struct api_write *w, nng_http_req *req, const char *const *fields,
 }
 
 static int
-level_field(struct api_write *w, const char *name, const char *v, Im__Level *out)
+level_field(struct api_write *w, const char *name, const char *v,
+            Im__Level *out)
 {
     if (v == NULL) {
-        fail(w->h, w->aio, 400, IM_EINVAL, "'%s' is required: high, medium or low",
-             name);
+        fail(w->h, w->aio, 400, IM_EINVAL,
+             "'%s' is required: high, medium or low", name);
         return -1;
     }
     if (incident_level_parse(v, out) != 0) {
-        fail(w->h, w->aio, 400, IM_EINVAL,
-             "'%s' must be high, medium or low", name);
+        fail(w->h, w->aio, 400, IM_EINVAL, "'%s' must be high, medium or low",
+             name);
         return -1;
     }
     return 0;
 }
 
 static void
-api_open(struct api_write *w, nng_http_req *req, const struct cfg_integration *who)
+api_open(struct api_write *w, nng_http_req *req,
+         const struct cfg_integration *who)
 {
-    static const char *const fields[] = {"title", "service", "impact", "urgency",
-                                         "description", "category",
-                                         "subcategory", "major", NULL};
+    static const char *const fields[] = {
+        "title",    "service",     "impact", "urgency", "description",
+        "category", "subcategory", "major",  NULL};
     const char *v[9] = {NULL};
     int major = 0;
 
@@ -528,13 +541,16 @@ api_open(struct api_write *w, nng_http_req *req, const struct cfg_integration *w
             (slash && v[6] != NULL)) {
             fail(w->h, w->aio, 400, IM_EINVAL,
                  "category '%.80s' is not CATEGORY[/SUBCATEGORY] of at most 64 "
-                 "bytes each (or give subcategory separately)", v[5]);
+                 "bytes each (or give subcategory separately)",
+                 v[5]);
             goto refused;
         }
         memcpy(w->category, v[5], n);
         w->category[n] = '\0';
         snprintf(w->subcategory, sizeof w->subcategory, "%s",
-                 slash ? slash + 1 : v[6] ? v[6] : "");
+                 slash  ? slash + 1
+                 : v[6] ? v[6]
+                        : "");
         if (!slash && v[6] != NULL && strlen(v[6]) > CATEGORY_MAX) {
             fail(w->h, w->aio, 400, IM_EINVAL,
                  "subcategory is longer than %d bytes", CATEGORY_MAX);
@@ -606,8 +622,8 @@ refused:
 void
 httpapi_handle(struct http_server *h, nng_aio *aio, nng_http_req *req)
 {
-    static const char *const challenge[] = {"WWW-Authenticate",
-                                            "Bearer realm=\"incident-mesh\"", NULL};
+    static const char *const challenge[] = {
+        "WWW-Authenticate", "Bearer realm=\"incident-mesh\"", NULL};
     const char *uri = nng_http_req_get_uri(req);
     const char *method = nng_http_req_get_method(req);
     const struct cfg_integration *who;
@@ -650,8 +666,8 @@ httpapi_handle(struct http_server *h, nng_aio *aio, nng_http_req *req)
         fail(h, aio, 404, IM_ENOTFOUND, "no incident %.40s...", rest);
         return;
     }
-    snprintf(id, sizeof id, "%.*s", (int)(slash ? slash - rest : (long)strlen(rest)),
-             rest);
+    snprintf(id, sizeof id, "%.*s",
+             (int)(slash ? slash - rest : (long)strlen(rest)), rest);
     if (*rest != '\0' && slash == NULL) {
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
             failh(h, aio, 405, IM_EINVAL, allow_item,
@@ -685,7 +701,8 @@ httpapi_handle(struct http_server *h, nng_aio *aio, nng_http_req *req)
     if (strchr(slash + 1, '/') != NULL || slash[1] == '\0') {
         fail(h, aio, 404, IM_ENOTFOUND,
              "no such endpoint: %.200s (actions: acknowledge, start, notes, "
-             "resolve)", path);
+             "resolve)",
+             path);
         free(w);
         return;
     }

@@ -150,8 +150,10 @@ intake_json_load(const char *body, size_t size, struct intake_errors *errs)
 
     if (size > HTTP_BODY_MAX) {
         errs->status = 413;
-        intake_error(errs, "the body of %zu bytes exceeds the limit of %d bytes "
-                           "(512 KB)", size, HTTP_BODY_MAX);
+        intake_error(errs,
+                     "the body of %zu bytes exceeds the limit of %d bytes "
+                     "(512 KB)",
+                     size, HTTP_BODY_MAX);
         return NULL;
     }
     if (size == 0) {
@@ -194,8 +196,8 @@ json_type_name(const json_t *j)
 }
 
 int
-intake_json_string(json_t *obj, const char *name, const char *path,
-                   size_t max, int required, int single_line, const char **out,
+intake_json_string(json_t *obj, const char *name, const char *path, size_t max,
+                   int required, int single_line, const char **out,
                    struct intake_errors *errs)
 {
     json_t *v = obj ? json_object_get(obj, name) : NULL;
@@ -553,9 +555,10 @@ open_for_key(struct step *st, Im__AlertRef **refs, size_t refs_count)
         size_t n = refs_count - done;
         if (n > ALERT_REFS_PER_EVENT_MAX)
             n = ALERT_REFS_PER_EVENT_MAX;
-        rv = append_occurrence(st, st->res->incident, req->integ->name, req->key,
-                               n ? n : 1, now, now, req->summary, req->source,
-                               sev, refs ? refs + done : NULL, n, done == 0);
+        rv =
+            append_occurrence(st, st->res->incident, req->integ->name, req->key,
+                              n ? n : 1, now, now, req->summary, req->source,
+                              sev, refs ? refs + done : NULL, n, done == 0);
         if (rv != 0)
             return rv;
         done += n;
@@ -633,10 +636,12 @@ pd_step(struct step *st)
                      "no open incident for this dedup_key");
             break;
         }
-        snprintf(st->res->incident, sizeof st->res->incident, "%s", k->incident);
+        snprintf(st->res->incident, sizeof st->res->incident, "%s",
+                 k->incident);
         if (state != IM__STATE__STATE_NEW) {
-            snprintf(st->res->detail, sizeof st->res->detail, "%s is already %s",
-                     k->incident, incident_state_name(state));
+            snprintf(st->res->detail, sizeof st->res->detail,
+                     "%s is already %s", k->incident,
+                     incident_state_name(state));
             break;
         }
         rv = append_transition(st, k->incident, IM__STATE__STATE_ACKNOWLEDGED,
@@ -654,7 +659,8 @@ pd_step(struct step *st)
                      "no open incident for this dedup_key");
             break;
         }
-        snprintf(st->res->incident, sizeof st->res->incident, "%s", k->incident);
+        snprintf(st->res->incident, sizeof st->res->incident, "%s",
+                 k->incident);
         if ((rv = pending_entry(st, &p)) != 0)
             break;
         if (p != NULL) {
@@ -750,11 +756,10 @@ am_step(struct step *st)
                 size_t n = fire_n - done;
                 if (n > ALERT_REFS_PER_EVENT_MAX)
                     n = ALERT_REFS_PER_EVENT_MAX;
-                rv = append_occurrence(st, incident, integ, req->key, n,
-                                       st->cs->now_ms, st->cs->now_ms,
-                                       req->summary, req->source,
-                                       config_severity_name(req->severity),
-                                       fire + done, n, 0);
+                rv = append_occurrence(
+                    st, incident, integ, req->key, n, st->cs->now_ms,
+                    st->cs->now_ms, req->summary, req->source,
+                    config_severity_name(req->severity), fire + done, n, 0);
                 if (rv != 0)
                     goto out;
                 done += n;
@@ -789,7 +794,8 @@ am_step(struct step *st)
                 st->res->outcome = INTAKE_RESOLVED;
             else if (commit_is_refusal(rv)) {
                 snprintf(st->res->detail, sizeof st->res->detail,
-                         "alerts resolved; incident not: %s", im_errmsg(&st->e));
+                         "alerts resolved; incident not: %s",
+                         im_errmsg(&st->e));
                 rv = 0;
             }
         }
@@ -809,7 +815,9 @@ int
 intake_step(struct commit_step *cs, void *arg)
 {
     struct intake_job *job = arg;
-    struct step st = {.cs = cs, .req = job->req, .interval_ms = job->interval_ms,
+    struct step st = {.cs = cs,
+                      .req = job->req,
+                      .interval_ms = job->interval_ms,
                       .res = &job->result};
     int rv;
 

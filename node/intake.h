@@ -44,10 +44,10 @@
 
 /* Why a request is refused, for the 4xx answer: one line per problem. */
 struct intake_errors {
-    int status;       /* HTTP status: 400 (invalid), 413 (too large), ... */
-    int unparsable;   /* not JSON at all (PagerDuty: "Unrecognized object") */
-    size_t count;     /* messages held (at most INTAKE_ERRORS_MAX) */
-    size_t dropped;   /* further problems not held */
+    int status;     /* HTTP status: 400 (invalid), 413 (too large), ... */
+    int unparsable; /* not JSON at all (PagerDuty: "Unrecognized object") */
+    size_t count;   /* messages held (at most INTAKE_ERRORS_MAX) */
+    size_t dropped; /* further problems not held */
     char msg[INTAKE_ERRORS_MAX][INTAKE_ERROR_MAX];
 };
 
@@ -59,25 +59,25 @@ enum intake_action { INTAKE_TRIGGER, INTAKE_ACKNOWLEDGE, INTAKE_RESOLVE };
 
 /* One Alertmanager alert of a notification. */
 struct intake_alert {
-    int firing;                                /* else resolved */
+    int firing; /* else resolved */
     char fingerprint[AM_FINGERPRINT_MAX + 1];
     uint64_t starts_at_ms;
 };
 
 struct intake_req {
-    const struct cfg_integration *integ;       /* borrowed from the config */
-    enum intake_action action;                 /* PagerDuty; Alertmanager: per alert */
-    char key[ALERT_KEY_MAX + 1];               /* dedup_key or groupKey */
-    int key_generated;                         /* trigger without dedup_key */
+    const struct cfg_integration *integ; /* borrowed from the config */
+    enum intake_action action;   /* PagerDuty; Alertmanager: per alert */
+    char key[ALERT_KEY_MAX + 1]; /* dedup_key or groupKey */
+    int key_generated;           /* trigger without dedup_key */
     /* What an opening or an occurrence records. */
     char title[TITLE_MAX + 1];
-    char *description;                         /* malloc'd, <= DESCRIPTION_MAX */
+    char *description; /* malloc'd, <= DESCRIPTION_MAX */
     char summary[ALERT_SUMMARY_MAX + 1];
     char source[ALERT_FIELD_MAX + 1];
     enum alert_severity severity;
-    uint64_t event_ms;                         /* the sender's time; 0 = none */
+    uint64_t event_ms; /* the sender's time; 0 = none */
     /* Alertmanager: the alerts of the notification. */
-    struct intake_alert *alerts;               /* malloc'd */
+    struct intake_alert *alerts; /* malloc'd */
     size_t alerts_count;
 };
 
@@ -86,21 +86,21 @@ void intake_req_free(struct intake_req *req);
 
 /* What a request did; outputs of intake_step(). */
 enum intake_outcome {
-    INTAKE_OPENED,      /* a new incident */
-    INTAKE_JOINED,      /* an occurrence on the open incident of the key */
+    INTAKE_OPENED, /* a new incident */
+    INTAKE_JOINED, /* an occurrence on the open incident of the key */
     INTAKE_ACKNOWLEDGED,
-    INTAKE_RESOLVED,    /* the alert and its incident */
+    INTAKE_RESOLVED,        /* the alert and its incident */
     INTAKE_ALERTS_RESOLVED, /* some alerts of a group; others still fire */
-    INTAKE_DUPLICATE,   /* already recorded: nothing changed */
-    INTAKE_DROPPED      /* acknowledge/resolve of an unknown or resolved key */
+    INTAKE_DUPLICATE,       /* already recorded: nothing changed */
+    INTAKE_DROPPED /* acknowledge/resolve of an unknown or resolved key */
 };
 
 struct intake_result {
     enum intake_outcome outcome;
-    char incident[INCIDENT_ID_MAX + 1];        /* "" if none */
-    char detail[IM_ERRMSG_MAX];                /* why dropped, ... */
-    int refused;        /* the fold refused the opening: IM_E* (a 400) */
-    uint64_t events;                           /* appended */
+    char incident[INCIDENT_ID_MAX + 1]; /* "" if none */
+    char detail[IM_ERRMSG_MAX];         /* why dropped, ... */
+    int refused;     /* the fold refused the opening: IM_E* (a 400) */
+    uint64_t events; /* appended */
 };
 
 const char *intake_outcome_name(enum intake_outcome o);
@@ -118,8 +118,8 @@ int intake_step(struct commit_step *cs, void *job);
  * is over (at most NOTIFY_PASS_MAX keys per run). */
 struct intake_flush_job {
     uint64_t interval_ms;
-    uint64_t flushed_keys;                     /* output */
-    int more;                                  /* output: more were due */
+    uint64_t flushed_keys; /* output */
+    int more;              /* output: more were due */
 };
 int intake_flush_step(struct commit_step *cs, void *job);
 
@@ -161,11 +161,13 @@ char *intake_text_finish(struct intake_text *t);
  * characters other than newline and tab become spaces, and if it does
  * not fit it is cut at a UTF-8 boundary and ends in "...". src must be
  * valid UTF-8. Returns 1 if it was cut. */
-int intake_text_copy(char *dst, size_t dst_size, const char *src, size_t src_size);
+int intake_text_copy(char *dst, size_t dst_size, const char *src,
+                     size_t src_size);
 
 /* Same for single-line fields (titles, sources): newline and tab become
  * spaces too. */
-int intake_line_copy(char *dst, size_t dst_size, const char *src, size_t src_size);
+int intake_line_copy(char *dst, size_t dst_size, const char *src,
+                     size_t src_size);
 
 /* 1 if s holds nothing but spaces and control characters: what would be
  * blank once cleaned. */

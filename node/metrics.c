@@ -13,7 +13,7 @@
 struct metrics_out {
     char *data;
     size_t size, cap;
-    int failed;   /* IM_ENOMEM or IM_ETOOBIG */
+    int failed; /* IM_ENOMEM or IM_ETOOBIG */
 };
 
 void
@@ -204,11 +204,14 @@ metrics_collect_commit(void *arg, struct metrics_out *o)
 
     metrics_family(o, "im_events_appended_total", "counter",
                    "Events appended to this site's log (committed).");
-    metrics_sample(o, "im_events_appended_total", atomic_load(&c->events), NULL);
+    metrics_sample(o, "im_events_appended_total", atomic_load(&c->events),
+                   NULL);
     metrics_family(o, "im_commits_total", "counter",
                    "LMDB write transactions committed (one fsync each).");
     metrics_sample(o, "im_commits_total", atomic_load(&c->commits), NULL);
-    metrics_family(o, "im_commit_failures_total", "counter",
-                   "Write transactions that failed (disk full, map full, ...).");
-    metrics_sample(o, "im_commit_failures_total", atomic_load(&c->failures), NULL);
+    metrics_family(
+        o, "im_commit_failures_total", "counter",
+        "Write transactions that failed (disk full, map full, ...).");
+    metrics_sample(o, "im_commit_failures_total", atomic_load(&c->failures),
+                   NULL);
 }

@@ -165,7 +165,8 @@ static char *
 payload(const struct cfg_notify *ch, const char *id, const char *rules,
         const struct incident *inc, const Im__Event *ev)
 {
-    char kind[TIMELINE_KIND_MAX], *text = malloc(TIMELINE_TEXT_MAX), *out = NULL;
+    char kind[TIMELINE_KIND_MAX], *text = malloc(TIMELINE_TEXT_MAX),
+                                  *out = NULL;
     json_t *j = json_object(), *ji = json_object(), *je = json_object(),
            *jr = json_array();
     char rule[NOTIFY_RULES_TEXT_MAX + 1], *tok, *save = NULL;
@@ -175,7 +176,8 @@ payload(const struct cfg_notify *ch, const char *id, const char *rules,
         goto out;
     incident_event_describe(ev, kind, text, TIMELINE_TEXT_MAX);
     snprintf(rule, sizeof rule, "%s", rules);
-    for (tok = strtok_r(rule, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+    for (tok = strtok_r(rule, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
         json_array_append_new(jr, json_string(tok));
     json_object_set_new(j, "id", incident_json_str(id));
     json_object_set_new(j, "channel", incident_json_str(ch->name));
@@ -184,12 +186,13 @@ payload(const struct cfg_notify *ch, const char *id, const char *rules,
     json_object_set_new(ji, "id", incident_json_str(inc->id));
     json_object_set_new(ji, "title", incident_json_str(inc->title));
     json_object_set_new(ji, "service", incident_json_str(inc->service));
-    json_object_set_new(ji, "priority", json_string(inc->priority >= 1 &&
-                                                            inc->priority <= 5
-                                                        ? prio[inc->priority]
-                                                        : "-"));
+    json_object_set_new(ji, "priority",
+                        json_string(inc->priority >= 1 && inc->priority <= 5
+                                        ? prio[inc->priority]
+                                        : "-"));
     json_object_set_new(ji, "major", json_boolean(inc->major));
-    json_object_set_new(ji, "state", json_string(incident_state_name(inc->state)));
+    json_object_set_new(ji, "state",
+                        json_string(incident_state_name(inc->state)));
     json_object_set_new(ji, "owner_site", incident_json_str(inc->owner_site));
     json_object_set_new(ji, "opened_at", incident_json_time(inc->opened_at_ms));
     json_object_set_new(j, "incident", ji);
@@ -364,7 +367,8 @@ deliver_command(const struct cfg_notify *ch, const Im__OutboxEntry *entry,
     sigaddset(&def, SIGPIPE);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     status = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -433,7 +437,8 @@ outcome_step(struct commit_step *cs, void *arg)
 
     /* A NotificationSent for it may have been folded meanwhile (from the
      * owner before us, after a failover): then nothing is left to do. */
-    if ((rv = outbox_has(cs->t->txn, cs->t->s, 'D', j->entry->id, &done, &e)) != 0)
+    if ((rv = outbox_has(cs->t->txn, cs->t->s, 'D', j->entry->id, &done, &e)) !=
+        0)
         return rv;
     if (done)
         return 0;
@@ -490,8 +495,11 @@ commit_wait(struct notifier *n, int (*step)(struct commit_step *, void *),
 {
     struct waiter w = {.done = 0};
     struct commit_op op = {.step = step, .step_arg = arg};
-    struct commit_req req = {.actor = "notify", .ops = &op, .ops_count = 1,
-                             .done = waiter_done, .arg = &w};
+    struct commit_req req = {.actor = "notify",
+                             .ops = &op,
+                             .ops_count = 1,
+                             .done = waiter_done,
+                             .arg = &w};
     int rv;
 
     pthread_mutex_init(&w.mu, NULL);
@@ -634,13 +642,15 @@ notify_run_once(struct notifier *n)
         rv = commit_wait(n, outcome_step, &job);
         if (rv != 0) {
             log_warn("notify: %s: recording the outcome failed (%s); it will "
-                     "be tried again", entry->id, im_strerror(rv));
+                     "be tried again",
+                     entry->id, im_strerror(rv));
         } else if (job.final) {
             if (atomic_load(&n->queued) > 0)
                 atomic_fetch_sub(&n->queued, 1);
         }
         if (rv == 0 && ch >= 0 && job.final) {
-            atomic_fetch_add(job.delivered ? &n->delivered[ch] : &n->failed[ch], 1);
+            atomic_fetch_add(job.delivered ? &n->delivered[ch] : &n->failed[ch],
+                             1);
             if (!job.delivered)
                 log_warn("notify: %s to %s failed after %u attempts: %s",
                          entry->id, entry->channel, job.attempts, job.detail);
@@ -685,9 +695,9 @@ collect(void *arg, struct metrics_out *o)
     metrics_family(o, "im_notifications_total", "counter",
                    "Notifications finished, by channel and outcome.");
     for (size_t i = 0; i < n->cfg->notify_count; i++) {
-        metrics_sample(o, "im_notifications_total", atomic_load(&n->delivered[i]),
-                       "channel", n->cfg->notify[i].name, "outcome", "delivered",
-                       NULL);
+        metrics_sample(o, "im_notifications_total",
+                       atomic_load(&n->delivered[i]), "channel",
+                       n->cfg->notify[i].name, "outcome", "delivered", NULL);
         metrics_sample(o, "im_notifications_total", atomic_load(&n->failed[i]),
                        "channel", n->cfg->notify[i].name, "outcome", "failed",
                        NULL);
@@ -704,7 +714,8 @@ collect(void *arg, struct metrics_out *o)
                    atomic_load(&n->not_owner), NULL);
     metrics_family(o, "im_notify_outbox_entries", "gauge",
                    "Notifications waiting in the outbox (last pass).");
-    metrics_sample(o, "im_notify_outbox_entries", atomic_load(&n->queued), NULL);
+    metrics_sample(o, "im_notify_outbox_entries", atomic_load(&n->queued),
+                   NULL);
 }
 
 /* ---- lifecycle ---- */

@@ -45,7 +45,8 @@
 /* The rules of ch that one event matches (a bit set of enum
  * notify_rule), 0 if none or the channel's service filter excludes it.
  * before: the incident before ev (id "" for an opening). */
-unsigned notify_match(const struct cfg_notify *ch, const struct incident *before,
+unsigned notify_match(const struct cfg_notify *ch,
+                      const struct incident *before,
                       const struct incident *after, const Im__Event *ev);
 
 /* "new_p1,major" */
@@ -74,8 +75,8 @@ struct notifier {
     _Atomic uint64_t delivered[NOTIFY_CHANNELS_MAX];
     _Atomic uint64_t failed[NOTIFY_CHANNELS_MAX];
     _Atomic uint64_t attempts[NOTIFY_CHANNELS_MAX];
-    _Atomic uint64_t not_owner;   /* due entries skipped: another site owns */
-    _Atomic uint64_t queued;      /* entries in the outbox at the last pass */
+    _Atomic uint64_t not_owner; /* due entries skipped: another site owns */
+    _Atomic uint64_t queued;    /* entries in the outbox at the last pass */
 };
 
 /* The store derive hook (see store.h); arg is the struct notifier. Set it

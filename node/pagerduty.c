@@ -22,11 +22,12 @@ links_check(json_t *arr, const char *name, const char *required_member,
         return;
     }
     if (json_array_size(arr) > ALERT_LINKS_MAX) {
-        intake_error(errs, "'%s' has %zu entries; at most %d are accepted", name,
-                     json_array_size(arr), ALERT_LINKS_MAX);
+        intake_error(errs, "'%s' has %zu entries; at most %d are accepted",
+                     name, json_array_size(arr), ALERT_LINKS_MAX);
         return;
     }
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         const char *v;
         if (!json_is_object(item)) {
             intake_error(errs, "'%s[%zu]' must be an object", name, i);
@@ -37,7 +38,8 @@ links_check(json_t *arr, const char *name, const char *required_member,
                            errs);
         if (strcmp(required_member, "src") == 0) {
             snprintf(path, sizeof path, "%s[%zu].href", name, i);
-            intake_json_string(item, "href", path, ALERT_URL_MAX, 0, 1, &v, errs);
+            intake_json_string(item, "href", path, ALERT_URL_MAX, 0, 1, &v,
+                               errs);
             snprintf(path, sizeof path, "%s[%zu].alt", name, i);
             intake_json_string(item, "alt", path, ALERT_SUMMARY_MAX, 0, 0, &v,
                                errs);
@@ -76,27 +78,23 @@ describe(json_t *root, json_t *payload, const char *severity)
     if (member(payload, "timestamp") != NULL)
         intake_text_printf(&t, "timestamp: %s\n", member(payload, "timestamp"));
     if (member(root, "client") != NULL)
-        intake_text_printf(&t, "client: %s%s%s\n", member(root, "client"),
-                           member(root, "client_url") ? " " : "",
-                           member(root, "client_url") ? member(root, "client_url")
-                                                      : "");
+        intake_text_printf(
+            &t, "client: %s%s%s\n", member(root, "client"),
+            member(root, "client_url") ? " " : "",
+            member(root, "client_url") ? member(root, "client_url") : "");
     arr = json_object_get(root, "links");
     if (json_is_array(arr) && json_array_size(arr) > 0) {
         intake_text_printf(&t, "links:\n");
-        json_array_foreach(arr, i, item)
-            intake_text_printf(&t, "- %s%s%s\n",
-                               member(item, "text") ? member(item, "text") : "",
-                               member(item, "text") ? ": " : "",
-                               member(item, "href"));
+        json_array_foreach(arr, i, item) intake_text_printf(
+            &t, "- %s%s%s\n", member(item, "text") ? member(item, "text") : "",
+            member(item, "text") ? ": " : "", member(item, "href"));
     }
     arr = json_object_get(root, "images");
     if (json_is_array(arr) && json_array_size(arr) > 0) {
         intake_text_printf(&t, "images:\n");
-        json_array_foreach(arr, i, item)
-            intake_text_printf(&t, "- %s%s%s\n",
-                               member(item, "alt") ? member(item, "alt") : "",
-                               member(item, "alt") ? ": " : "",
-                               member(item, "src"));
+        json_array_foreach(arr, i, item) intake_text_printf(
+            &t, "- %s%s%s\n", member(item, "alt") ? member(item, "alt") : "",
+            member(item, "alt") ? ": " : "", member(item, "src"));
     }
     details = json_object_get(payload, "custom_details");
     if (details != NULL && !json_is_null(details)) {
@@ -142,7 +140,8 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
     if (intake_json_string(root, "routing_key", "routing_key",
                            INTEGRATION_KEY_MAX + 64, 1, 1, &routing_key,
                            errs) == 1) {
-        req->integ = config_integration_by_key(cfg, INTEG_PAGERDUTY, routing_key);
+        req->integ =
+            config_integration_by_key(cfg, INTEG_PAGERDUTY, routing_key);
         if (req->integ == NULL)
             intake_error(errs, "'routing_key' does not match any pagerduty "
                                "integration of this node");
@@ -164,7 +163,8 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
         intake_error(errs, "'dedup_key' is required for %s", action);
     else if (have_action && req->action != INTAKE_TRIGGER && dedup == NULL &&
              json_is_string(json_object_get(root, "dedup_key")))
-        intake_error(errs, "'dedup_key' is empty; %s needs the key of the alert",
+        intake_error(errs,
+                     "'dedup_key' is empty; %s needs the key of the alert",
                      action);
 
     if (have_action && req->action == INTAKE_TRIGGER) {
@@ -183,8 +183,8 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
                            ALERT_SUMMARY_MAX, 1, 0, &summary, errs);
         intake_json_string(payload, "source", "payload.source", ALERT_FIELD_MAX,
                            1, 0, &source, errs);
-        if (intake_json_string(payload, "severity", "payload.severity", 32, 1, 1,
-                               &severity, errs) == 1 &&
+        if (intake_json_string(payload, "severity", "payload.severity", 32, 1,
+                               1, &severity, errs) == 1 &&
             config_severity_parse(severity, &req->severity) != 0) {
             intake_error(errs, "'payload.severity' must be critical, error, "
                                "warning or info");
@@ -193,20 +193,21 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
         if (intake_json_string(payload, "timestamp", "payload.timestamp", 64, 0,
                                1, &ts, errs) == 1 &&
             intake_parse_time(ts, &req->event_ms) != 0)
-            intake_error(errs, "'payload.timestamp' is not an ISO 8601 date-time "
-                               "(e.g. 2015-07-17T08:42:58.315+0000)");
+            intake_error(errs,
+                         "'payload.timestamp' is not an ISO 8601 date-time "
+                         "(e.g. 2015-07-17T08:42:58.315+0000)");
         intake_json_string(payload, "component", "payload.component",
                            ALERT_FIELD_MAX, 0, 0, &v, errs);
-        intake_json_string(payload, "group", "payload.group", ALERT_FIELD_MAX, 0,
-                           0, &v, errs);
-        intake_json_string(payload, "class", "payload.class", ALERT_FIELD_MAX, 0,
-                           0, &v, errs);
+        intake_json_string(payload, "group", "payload.group", ALERT_FIELD_MAX,
+                           0, 0, &v, errs);
+        intake_json_string(payload, "class", "payload.class", ALERT_FIELD_MAX,
+                           0, 0, &v, errs);
         links_check(json_object_get(root, "links"), "links", "href", errs);
         links_check(json_object_get(root, "images"), "images", "src", errs);
         intake_json_string(root, "client", "client", ALERT_FIELD_MAX, 0, 0, &v,
                            errs);
-        intake_json_string(root, "client_url", "client_url", ALERT_URL_MAX, 0, 1,
-                           &v, errs);
+        intake_json_string(root, "client_url", "client_url", ALERT_URL_MAX, 0,
+                           1, &v, errs);
     }
     if (errs->count > 0) {
         json_decref(root);
@@ -225,10 +226,12 @@ pd_parse(const struct config *cfg, const char *body, size_t size,
         req->key_generated = 1;
     }
     if (req->action == INTAKE_TRIGGER) {
-        intake_line_copy(req->title, sizeof req->title, summary, strlen(summary));
+        intake_line_copy(req->title, sizeof req->title, summary,
+                         strlen(summary));
         intake_text_copy(req->summary, sizeof req->summary, summary,
                          strlen(summary));
-        intake_line_copy(req->source, sizeof req->source, source, strlen(source));
+        intake_line_copy(req->source, sizeof req->source, source,
+                         strlen(source));
         req->description = describe(root, payload, severity);
         if (req->description == NULL) {
             json_decref(root);

@@ -87,8 +87,8 @@ esc(struct out *o, const char *s)
     }
 }
 
-static void
-fmt(struct out *o, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static void fmt(struct out *o, const char *f, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 fmt(struct out *o, const char *f, ...)
@@ -118,9 +118,11 @@ static const char css[] =
     "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',Roboto,"
     "sans-serif;background:#f6f7f9;color:#1d2330;line-height:1.45}"
     "main{max-width:880px;margin:0 auto;padding:24px 16px 48px}"
-    "h1{font-size:1.6rem;margin:8px 0 4px}h2{font-size:1.15rem;margin:28px 0 10px}"
+    "h1{font-size:1.6rem;margin:8px 0 4px}h2{font-size:1.15rem;margin:28px 0 "
+    "10px}"
     ".sub{color:#5b6475;font-size:.9rem}"
-    ".banner{border-radius:10px;padding:16px 20px;margin:20px 0;font-weight:600;"
+    ".banner{border-radius:10px;padding:16px 20px;margin:20px "
+    "0;font-weight:600;"
     "color:#fff}.banner.ok{background:#1f9254}.banner.major{background:#c62828}"
     ".banner.partial{background:#e36209}.banner.degraded{background:#b08800}"
     ".card{background:#fff;border:1px solid #dde1e8;border-radius:10px;"
@@ -130,8 +132,10 @@ static const char css[] =
     ".update{border-left:3px solid #dde1e8;padding:2px 0 2px 12px;margin:8px 0}"
     ".update time{display:block;color:#5b6475;font-size:.8rem}"
     ".none{color:#5b6475;font-style:italic}"
-    "table{width:100%;border-collapse:collapse;background:#fff;border:1px solid "
-    "#dde1e8;border-radius:10px}td{padding:10px 16px;border-top:1px solid #eef0f4}"
+    "table{width:100%;border-collapse:collapse;background:#fff;border:1px "
+    "solid "
+    "#dde1e8;border-radius:10px}td{padding:10px 16px;border-top:1px solid "
+    "#eef0f4}"
     "tr:first-child td{border-top:0}td.state{text-align:right;font-weight:600}"
     "td.ok{color:#1f9254}td.major{color:#c62828}td.partial{color:#e36209}"
     "td.degraded{color:#b08800}"
@@ -148,9 +152,9 @@ incident_card(struct out *o, const struct status_incident *in)
     raw(o, "<article class=\"card incident\"><h3>");
     esc(o, in->title);
     fmt(o, "<span class=\"pill%s\">%s</span>", resolved ? " resolved" : "",
-        resolved ? "Resolved" : in->state == IM__STATE__STATE_NEW
-                                    ? "Investigating"
-                                    : "Identified, working on it");
+        resolved                            ? "Resolved"
+        : in->state == IM__STATE__STATE_NEW ? "Investigating"
+                                            : "Identified, working on it");
     raw(o, "</h3><div class=\"meta\">");
     esc(o, in->service);
     fmt(o, " &middot; P%d &middot; ", in->priority);
@@ -202,8 +206,8 @@ status_render(const struct status_view *v, char **html, size_t *size)
     raw(&o, " &middot; site ");
     esc(&o, v->site);
     raw(&o, "</div></header>");
-    fmt(&o, "<div class=\"banner %s\" id=\"overall\">%s</div>", level_class(worst),
-        banner[worst]);
+    fmt(&o, "<div class=\"banner %s\" id=\"overall\">%s</div>",
+        level_class(worst), banner[worst]);
 
     raw(&o, "<section id=\"incidents\"><h2>Current incidents</h2>");
     if (v->open_count == 0)
@@ -337,8 +341,8 @@ updates(struct store *s, MDB_txn *txn, struct status_incident *in,
             ev->body->kind_case != IM__BODY__KIND_UPDATE)
             continue;
         in->updates[in->updates_count].at_ms = HLC_MS(ev->hlc);
-        snprintf(in->updates[in->updates_count].text, PUBLIC_UPDATE_MAX + 1, "%s",
-                 ev->body->update->text ? ev->body->update->text : "");
+        snprintf(in->updates[in->updates_count].text, PUBLIC_UPDATE_MAX + 1,
+                 "%s", ev->body->update->text ? ev->body->update->text : "");
         in->updates_count++;
     }
     free(outcomes);
@@ -351,7 +355,9 @@ static int
 by_opened_desc(const void *a, const void *b)
 {
     const struct status_incident *x = a, *y = b;
-    return x->opened_at_ms < y->opened_at_ms ? 1 : x->opened_at_ms > y->opened_at_ms ? -1 : 0;
+    return x->opened_at_ms < y->opened_at_ms   ? 1
+           : x->opened_at_ms > y->opened_at_ms ? -1
+                                               : 0;
 }
 
 static int
@@ -366,7 +372,8 @@ status_page(struct store *s, const struct config *cfg, uint64_t now_ms,
             char **html, size_t *size, struct im_err *e)
 {
     struct status_view v = {.title = cfg->http.status_title,
-                            .site = cfg->node.site, .now_ms = now_ms};
+                            .site = cfg->node.site,
+                            .now_ms = now_ms};
     struct collect c = {.v = &v, .now_ms = now_ms};
     MDB_txn *txn;
     int rv;

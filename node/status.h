@@ -52,7 +52,7 @@ struct status_service {
 };
 
 struct status_view {
-    const char *title;            /* [http] status_title */
+    const char *title; /* [http] status_title */
     const char *site;
     uint64_t now_ms;
     struct status_incident *open; /* open major incidents, newest first */

@@ -20,8 +20,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     static const char conf[] =
         "[node]\nsite = AMS\ndata = /nonexistent\n"
-        "[site AMS]\npubkey = ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-        "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "[site AMS]\npubkey = "
+        "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "[operator a]\npubkey = "
+        "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
         "[http]\nlisten = http://127.0.0.1:1\n"
         "[integration am]\ntype = alertmanager\ntoken = fuzz-token-0123456789\n"
         "service = api\n";
@@ -44,7 +46,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct intake_errors errs;
     struct im_err e = {0};
 
-    if (am_parse(&cfg->integrations[0], (const char *)data, size, &req, &errs) != 0) {
+    if (am_parse(&cfg->integrations[0], (const char *)data, size, &req,
+                 &errs) != 0) {
         if (errs.count == 0 || req.description != NULL || req.alerts != NULL)
             abort();
         return 0;

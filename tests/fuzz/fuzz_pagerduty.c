@@ -24,8 +24,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     static const char conf[] =
         "[node]\nsite = AMS\ndata = /nonexistent\n"
-        "[site AMS]\npubkey = ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-        "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "[site AMS]\npubkey = "
+        "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        "[operator a]\npubkey = "
+        "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
         "[http]\nlisten = http://127.0.0.1:1\n"
         "[integration pd]\ntype = pagerduty\nkey = " FUZZ_PD_KEY "\n"
         "service = shop\ncategory = monitoring/alerts\n";
@@ -54,7 +56,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (intake_events_check(&req, &e) != 0) {
-        fprintf(stderr, "accepted, but its event is invalid: %s\n", im_errmsg(&e));
+        fprintf(stderr, "accepted, but its event is invalid: %s\n",
+                im_errmsg(&e));
         abort();
     }
     intake_req_free(&req);

@@ -7,10 +7,12 @@
 #include "config.h"
 #include "test.h"
 
-static const char base[] =
-    "[node]\nsite = AMS\ndata = /nonexistent\n"                           /* 1-3 */
-    "[site AMS]\npubkey = ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n" /* 4-5 */
-    "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"; /* 6-7 */
+static const char
+    base[] = "[node]\nsite = AMS\ndata = /nonexistent\n" /* 1-3 */
+             "[site AMS]\npubkey = "
+             "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n" /* 4-5 */
+             "[operator a]\npubkey = "
+             "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"; /* 6-7 */
 
 static struct config *cfg;
 
@@ -28,17 +30,21 @@ TEST(full_sections)
     static const char extra[] =
         "[http]\nlisten = http://127.0.0.1:7480\nsummary_interval = 2s\n"
         "status_title = Example status\n"
-        "[integration prom]\ntype = alertmanager\ntoken = tok-0123456789abcdef\n"
+        "[integration prom]\ntype = alertmanager\ntoken = "
+        "tok-0123456789abcdef\n"
         "service = api\ncategory = monitoring/latency\n"
         "severity.warning = high/low\ndefault_severity = error\n"
         "resolve_when_all_resolved = false\n"
-        "[integration pd]\ntype = pagerduty\nkey = e93facc04764012d7bfb002500d5d1a6\n"
+        "[integration pd]\ntype = pagerduty\nkey = "
+        "e93facc04764012d7bfb002500d5d1a6\n"
         "service = shop\n"
-        "[integration bot]\ntype = api\ntoken = bot-0123456789abcdef\nrole = viewer\n"
+        "[integration bot]\ntype = api\ntoken = bot-0123456789abcdef\nrole = "
+        "viewer\n"
         "[notify pager]\ntype = webhook\nurl = https://pager.example/hook\n"
         "on = new_p1, major,resolved\nservice = shop\nattempts = 3\n"
         "backoff = 250ms\ntimeout = 2s\n"
-        "[notify script]\ntype = command\ncommand = /usr/local/bin/page --team ops\n"
+        "[notify script]\ntype = command\ncommand = /usr/local/bin/page --team "
+        "ops\n"
         "on = escalation owner_change\n";
     const struct cfg_integration *in;
 
@@ -47,7 +53,8 @@ TEST(full_sections)
     CHECK_EQ_INT(cfg->http.summary_interval_ms, 2000);
     CHECK_EQ_STR(cfg->http.status_title, "Example status");
     REQUIRE(cfg->integrations_count == 3);
-    in = config_integration_by_key(cfg, INTEG_ALERTMANAGER, "tok-0123456789abcdef");
+    in = config_integration_by_key(cfg, INTEG_ALERTMANAGER,
+                                   "tok-0123456789abcdef");
     REQUIRE(in != NULL);
     CHECK_EQ_STR(in->name, "prom");
     CHECK_EQ_STR(in->category, "monitoring");
@@ -58,15 +65,18 @@ TEST(full_sections)
     CHECK_EQ_INT(in->default_severity, SEV_ERROR);
     CHECK_EQ_INT(in->resolve_when_all_resolved, 0);
     /* A key of one type does not open another. */
-    CHECK(config_integration_by_key(cfg, INTEG_API, "tok-0123456789abcdef") == NULL);
-    CHECK(config_integration_by_key(cfg, INTEG_ALERTMANAGER, "tok-0123456789abcde") == NULL);
+    CHECK(config_integration_by_key(cfg, INTEG_API, "tok-0123456789abcdef") ==
+          NULL);
+    CHECK(config_integration_by_key(cfg, INTEG_ALERTMANAGER,
+                                    "tok-0123456789abcde") == NULL);
     CHECK(config_integration_by_key(cfg, INTEG_ALERTMANAGER, "") == NULL);
     in = config_integration_by_key(cfg, INTEG_API, "bot-0123456789abcdef");
     REQUIRE(in != NULL);
     CHECK_EQ_INT(in->role, OP_ROLE_VIEWER);
     REQUIRE(cfg->notify_count == 2);
     CHECK_EQ_INT(cfg->notify[0].type, NOTIFY_WEBHOOK);
-    CHECK_EQ_INT(cfg->notify[0].rules, (1u << NOTIFY_NEW_P1) | (1u << NOTIFY_MAJOR) |
+    CHECK_EQ_INT(cfg->notify[0].rules, (1u << NOTIFY_NEW_P1) |
+                                           (1u << NOTIFY_MAJOR) |
                                            (1u << NOTIFY_RESOLVED));
     CHECK_EQ_INT(cfg->notify[0].attempts, 3);
     CHECK_EQ_INT(cfg->notify[0].backoff_ms, 250);
@@ -83,7 +93,8 @@ TEST(defaults_without_http)
     struct im_err e = {0};
     REQUIRE(parse("", &e) == 0);
     CHECK_EQ_STR(cfg->http.listen, "");
-    CHECK_EQ_INT(cfg->http.summary_interval_ms, ALERT_SUMMARY_INTERVAL_MS_DEFAULT);
+    CHECK_EQ_INT(cfg->http.summary_interval_ms,
+                 ALERT_SUMMARY_INTERVAL_MS_DEFAULT);
     CHECK_EQ_INT(cfg->integrations_count, 0);
 }
 
@@ -95,8 +106,10 @@ TEST(mistakes_name_file_and_line)
         {"[http]\nlisten = tcp://127.0.0.1:1\n",
          "t.conf:9: 'listen' in [http] must be http://HOST:PORT"},
         {"[http]\nlisten = http://127.0.0.1\n",
-         "t.conf:9: 'listen' in [http] must be http://HOST:PORT with a numeric port"},
-        {"[http]\nlisten = http://127.0.0.1:80/x\n", "t.conf:9: 'listen' in [http]"},
+         "t.conf:9: 'listen' in [http] must be http://HOST:PORT with a numeric "
+         "port"},
+        {"[http]\nlisten = http://127.0.0.1:80/x\n",
+         "t.conf:9: 'listen' in [http]"},
         {"[http]\nsummary_interval = 2s\n", "t.conf:8: [http] has no 'listen'"},
         {"[http]\nlisten = http://h:1\nsummary_interval = soon\n",
          "t.conf:10: invalid summary_interval 'soon'"},
@@ -116,7 +129,8 @@ TEST(mistakes_name_file_and_line)
         {"[http]\nlisten = http://h:1\n[integration x]\ntype = pagerduty\n"
          "service = s\n",
          "t.conf:10: [integration x] has no 'key'"},
-        {"[http]\nlisten = http://h:1\n[integration x]\nkey = 0123456789abcdef\n",
+        {"[http]\nlisten = http://h:1\n[integration x]\nkey = "
+         "0123456789abcdef\n",
          "t.conf:10: [integration x] has no 'type'"},
         {"[http]\nlisten = http://h:1\n[integration x]\ntype = alertmanager\n"
          "token = 0123456789abcdef\n",
@@ -127,7 +141,8 @@ TEST(mistakes_name_file_and_line)
          "token = 0123456789abcdef\n[integration y]\ntype = pagerduty\n"
          "key = 0123456789abcdef\nservice = s\n",
          "t.conf:13: [integration y] has the same key as [integration x]"},
-        {"[http]\nlisten = http://h:1\n[integration x]\nseverity.fatal = high/high\n",
+        {"[http]\nlisten = http://h:1\n[integration x]\nseverity.fatal = "
+         "high/high\n",
          "t.conf:11: unknown severity in 'severity.fatal'"},
         {"[http]\nlisten = http://h:1\n[integration x]\nseverity.info = high\n",
          "t.conf:11: invalid severity.info 'high': IMPACT/URGENCY"},
@@ -158,9 +173,11 @@ TEST(mistakes_name_file_and_line)
          "t.conf:12: 'attempts' must be 1 to 20"},
         {"[notify n]\ntype = command\ncommand = x\non = major\nbackoff = 1h\n",
          "t.conf:12: backoff '1h' is out of range"},
-        {"[notify n]\ntype = command\ncommand = x\non = major\nurl = http://x\n",
+        {"[notify n]\ntype = command\ncommand = x\non = major\nurl = "
+         "http://x\n",
          "t.conf:8: [notify n] is a command: 'url' does not apply"},
-        {"[notify n]\nretry = 3\n", "t.conf:9: unknown key 'retry' in [notify n]"},
+        {"[notify n]\nretry = 3\n",
+         "t.conf:9: unknown key 'retry' in [notify n]"},
         {"[nope]\n", "unknown section [nope] (known: node, site CODE, operator "
                      "NAME, http, integration NAME, notify NAME)"},
     };

@@ -129,7 +129,8 @@ pd_trigger(const char *key, const char *summary)
     snprintf(b, 1024,
              "{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
              "\"dedup_key\":\"%s\",\"payload\":{\"summary\":\"%s\",\"source\":"
-             "\"db1\",\"severity\":\"critical\"}}", key, summary);
+             "\"db1\",\"severity\":\"critical\"}}",
+             key, summary);
     return b;
 }
 
@@ -167,8 +168,11 @@ commit_body(const char *incident, Im__Body *body)
 {
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct commit_op op = {.incident = incident, .body = body};
-    struct commit_req req = {.actor = "comms", .ops = &op, .ops_count = 1,
-                             .done = waiter_done, .arg = &w};
+    struct commit_req req = {.actor = "comms",
+                             .ops = &op,
+                             .ops_count = 1,
+                             .done = waiter_done,
+                             .arg = &w};
     Im__Result *res;
     int code = -1;
 
@@ -189,7 +193,8 @@ commit_body(const char *incident, Im__Body *body)
 static json_t *
 get_json(const char *path)
 {
-    static const char *const auth[] = {"Authorization: Bearer " API_TOKEN, NULL};
+    static const char *const auth[] = {"Authorization: Bearer " API_TOKEN,
+                                       NULL};
     struct resp r = request("GET", path, auth, NULL, 0);
     json_t *j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
     if (j == NULL)
@@ -207,8 +212,9 @@ TEST(pagerduty_trigger_join_resolve)
     json_t *j;
 
     CHECK_EQ_INT(r.status, 202);
-    CHECK_EQ_STR(r.body, "{\"status\":\"success\",\"message\":\"Event processed\","
-                         "\"dedup_key\":\"db1/disk\"}");
+    CHECK_EQ_STR(r.body,
+                 "{\"status\":\"success\",\"message\":\"Event processed\","
+                 "\"dedup_key\":\"db1/disk\"}");
     p = strstr(r.headers, "X-Incident: ");
     REQUIRE(p != NULL);
     sscanf(p + 12, "%32[A-Z0-9-]", id);
@@ -226,9 +232,10 @@ TEST(pagerduty_trigger_join_resolve)
     REQUIRE(j != NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "state")), "new");
     CHECK_EQ_STR(json_string_value(json_object_get(j, "priority")), "P1");
-    CHECK_EQ_INT(json_integer_value(json_object_get(
-                     json_array_get(json_object_get(j, "alerts"), 0), "occurrences")),
-                 2);
+    CHECK_EQ_INT(
+        json_integer_value(json_object_get(
+            json_array_get(json_object_get(j, "alerts"), 0), "occurrences")),
+        2);
     json_decref(j);
     r = post("/v2/enqueue", json_hdr,
              "{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"resolve\","
@@ -249,9 +256,9 @@ TEST(refusals_change_nothing)
     static const char *const text_hdr[] = {"Content-Type: text/plain", NULL};
     static const char *const chunked[] = {"Content-Type: application/json",
                                           "Transfer-Encoding: chunked", NULL};
-    static const char *const bad_am[] = {"Content-Type: application/json",
-                                         "Authorization: Bearer wrong-wrong-wrong",
-                                         NULL};
+    static const char *const bad_am[] = {
+        "Content-Type: application/json",
+        "Authorization: Bearer wrong-wrong-wrong", NULL};
     static const char *const viewer[] = {"Content-Type: application/json",
                                          "Authorization: Bearer " VIEWER_TOKEN,
                                          NULL};
@@ -333,7 +340,8 @@ TEST(api_lifecycle_with_cli_rules)
     REQUIRE(j != NULL);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
     CHECK_EQ_STR(json_string_value(json_object_get(j, "priority")), "P2");
-    CHECK_EQ_STR(json_string_value(json_object_get(j, "subcategory")), "payments");
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "subcategory")),
+                 "payments");
     json_decref(j);
     /* The CLI's rules and words: resolve from new is refused. */
     snprintf(path, sizeof path, "/api/v1/incidents/%s/resolve", id);
@@ -380,10 +388,11 @@ TEST(status_page_shows_public_updates_only)
     Im__PublicUpdate up = IM__PUBLIC_UPDATE__INIT;
     json_t *j;
 
-    r = post("/api/v1/incidents", api_hdr,
-             "{\"title\":\"Payments <script>alert(1)</script> down\","
-             "\"service\":\"payments\",\"impact\":\"high\",\"urgency\":\"high\","
-             "\"description\":\"SECRET-DESCRIPTION\"}");
+    r = post(
+        "/api/v1/incidents", api_hdr,
+        "{\"title\":\"Payments <script>alert(1)</script> down\","
+        "\"service\":\"payments\",\"impact\":\"high\",\"urgency\":\"high\","
+        "\"description\":\"SECRET-DESCRIPTION\"}");
     REQUIRE(r.status == 201);
     j = json_loads(r.body, 0, NULL);
     free(r.body);
@@ -391,7 +400,8 @@ TEST(status_page_shows_public_updates_only)
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
     json_decref(j);
     snprintf(path, sizeof path, "/api/v1/incidents/%s/notes", id);
-    r = post(path, api_hdr, "{\"text\":\"SECRET-NOTE: the DBA dropped a table\"}");
+    r = post(path, api_hdr,
+             "{\"text\":\"SECRET-NOTE: the DBA dropped a table\"}");
     CHECK_EQ_INT(r.status, 200);
     free(r.body);
     /* A public update goes through the committer, as imctl update. */
@@ -402,11 +412,15 @@ TEST(status_page_shows_public_updates_only)
     r = request("GET", "/status", NULL, NULL, 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(strstr(r.headers, "Content-Type: text/html") != NULL);
-    CHECK(strstr(r.body, "Payments &lt;script&gt;alert(1)&lt;/script&gt; down") != NULL);
+    CHECK(
+        strstr(r.body, "Payments &lt;script&gt;alert(1)&lt;/script&gt; down") !=
+        NULL);
     CHECK(strstr(r.body, "<script") == NULL);
     CHECK(strstr(r.body, "SECRET") == NULL);
     CHECK(strstr(r.body, "Major outage") != NULL);
-    CHECK(strstr(r.body, "We have found the cause &amp; are restoring service.") != NULL);
+    CHECK(strstr(r.body,
+                 "We have found the cause &amp; are restoring service.") !=
+          NULL);
     free(r.body);
 }
 
@@ -477,11 +491,14 @@ TEST(storm_is_summarised)
     j = get_json(path);
     REQUIRE(j != NULL);
     alerts = json_object_get(j, "alerts");
+    CHECK_EQ_INT(json_integer_value(
+                     json_object_get(json_array_get(alerts, 0), "occurrences")),
+                 500);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(alerts, 0),
-                                                    "occurrences")), 500);
-    CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(alerts, 0),
-                                                    "occurrences_pending")), 0);
-    json_array_foreach(json_object_get(j, "timeline"), i, t) {
+                                                    "occurrences_pending")),
+                 0);
+    json_array_foreach(json_object_get(j, "timeline"), i, t)
+    {
         const char *kind = json_string_value(json_object_get(t, "kind"));
         const char *text = json_string_value(json_object_get(t, "text"));
         unsigned long long n = 1;
@@ -536,11 +553,17 @@ TEST(metrics_text)
         usleep(50 * 1000);
     }
     r = request("GET", "/metrics", NULL, NULL, 0);
-    CHECK(strstr(r.body, "im_notifications_total{channel=\"log\",outcome=\"delivered\"} 0") == NULL);
+    CHECK(strstr(r.body, "im_notifications_total{channel=\"log\",outcome="
+                         "\"delivered\"} 0") == NULL);
     CHECK_EQ_INT(r.status, 200);
     CHECK(strstr(r.body, "# TYPE im_http_requests_total counter") != NULL);
-    CHECK(strstr(r.body, "im_http_requests_total{endpoint=\"pagerduty\",status=\"202\"}") != NULL);
-    CHECK(strstr(r.body, "im_incidents{state=\"new\",priority=\"P1\"}") != NULL);
+    CHECK(
+        strstr(
+            r.body,
+            "im_http_requests_total{endpoint=\"pagerduty\",status=\"202\"}") !=
+        NULL);
+    CHECK(strstr(r.body, "im_incidents{state=\"new\",priority=\"P1\"}") !=
+          NULL);
     CHECK(strstr(r.body, "im_events_appended_total ") != NULL);
     free(r.body);
 }
@@ -549,9 +572,12 @@ TEST(status_render_escapes)
 {
     struct status_incident in = {0};
     struct status_service svc = {.level = STATUS_PARTIAL_OUTAGE};
-    struct status_view v = {.title = "Acme \"status\"", .site = "AMS",
-                            .now_ms = 1795428930123ULL, .open = &in,
-                            .open_count = 1, .services = &svc,
+    struct status_view v = {.title = "Acme \"status\"",
+                            .site = "AMS",
+                            .now_ms = 1795428930123ULL,
+                            .open = &in,
+                            .open_count = 1,
+                            .services = &svc,
                             .services_count = 1};
     char *html;
     size_t size;
@@ -615,9 +641,11 @@ setup(void)
         snprintf(text, sizeof text,
                  "[node]\nsite = AMS\ndata = %s\n"
                  "[site AMS]\npubkey = %s\n"
-                 "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+                 "[operator a]\npubkey = "
+                 "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
                  "[http]\nlisten = %s\nsummary_interval = 200ms\n"
-                 "[integration pd]\ntype = pagerduty\nkey = " PD_KEY "\nservice = db\n"
+                 "[integration pd]\ntype = pagerduty\nkey = " PD_KEY
+                 "\nservice = db\n"
                  "[integration am]\ntype = alertmanager\ntoken = " AM_TOKEN
                  "\nservice = api\n"
                  "[integration bot]\ntype = api\ntoken = " API_TOKEN "\n"
@@ -674,7 +702,7 @@ teardown(void)
 
 TEST_MAIN(RUN(status_render_escapes); if (setup() != 0) return 1;
           RUN(pagerduty_trigger_join_resolve); RUN(refusals_change_nothing);
-          RUN(api_lifecycle_with_cli_rules); RUN(status_page_shows_public_updates_only);
-          RUN(concurrent_senders); RUN(storm_is_summarised);
-          RUN(overload_answers_429); RUN(metrics_text);
-          teardown())
+          RUN(api_lifecycle_with_cli_rules);
+          RUN(status_page_shows_public_updates_only); RUN(concurrent_senders);
+          RUN(storm_is_summarised); RUN(overload_answers_429);
+          RUN(metrics_text); teardown())

@@ -61,9 +61,11 @@ TEST(pd_full_trigger)
     /* PagerDuty's own documentation example. */
     static const char body[] =
         "{\"payload\":{\"summary\":\"DISK at 99% on machine "
-        "prod-datapipe03.example.com\",\"timestamp\":\"2015-07-17T08:42:58.315+0000\","
+        "prod-datapipe03.example.com\",\"timestamp\":\"2015-07-17T08:42:58.315+"
+        "0000\","
         "\"severity\":\"critical\",\"source\":\"prod-datapipe03.example.com\","
-        "\"component\":\"mysql\",\"group\":\"prod-datapipe\",\"class\":\"disk\","
+        "\"component\":\"mysql\",\"group\":\"prod-datapipe\",\"class\":"
+        "\"disk\","
         "\"custom_details\":{\"free space\":\"1%\",\"ping time\":\"1500ms\","
         "\"load avg\":0.75}},\"routing_key\":\"" PD_KEY "\","
         "\"dedup_key\":\"srv01/mysql\",\"event_action\":\"trigger\","
@@ -80,22 +82,25 @@ TEST(pd_full_trigger)
     CHECK_EQ_INT(req.action, INTAKE_TRIGGER);
     CHECK_EQ_STR(req.key, "srv01/mysql");
     CHECK_EQ_INT(req.key_generated, 0);
-    CHECK_EQ_STR(req.title, "DISK at 99% on machine prod-datapipe03.example.com");
+    CHECK_EQ_STR(req.title,
+                 "DISK at 99% on machine prod-datapipe03.example.com");
     CHECK_EQ_STR(req.source, "prod-datapipe03.example.com");
     CHECK_EQ_INT(req.severity, SEV_CRITICAL);
     CHECK_EQ_INT(req.event_ms, 1437122578315ULL);
     REQUIRE(req.description != NULL);
     CHECK(strstr(req.description, "component: mysql") != NULL);
     CHECK(strstr(req.description, "\"load avg\": 0.75") != NULL);
-    CHECK(strstr(req.description, "An example link.: http://pagerduty.example.com") != NULL);
+    CHECK(strstr(req.description,
+                 "An example link.: http://pagerduty.example.com") != NULL);
     CHECK(strstr(req.description, "client: Sample Monitoring Service") != NULL);
     intake_req_free(&req);
 }
 
 TEST(pd_trigger_without_key_gets_one)
 {
-    char *b = pd_event("trigger", "\"payload\":{\"summary\":\"s\",\"source\":\"h\","
-                                  "\"severity\":\"info\"}");
+    char *b =
+        pd_event("trigger", "\"payload\":{\"summary\":\"s\",\"source\":\"h\","
+                            "\"severity\":\"info\"}");
     struct intake_req req, req2;
     struct intake_errors errs;
 
@@ -153,7 +158,8 @@ TEST(pd_bad_input)
         {"{\"event_action\":\"trigger\"}", "'routing_key' is missing", 0},
         {"{\"routing_key\":7,\"event_action\":\"trigger\"}",
          "'routing_key' must be a string, not a number", 0},
-        {"{\"routing_key\":\"nope-nope-nope-nope\",\"event_action\":\"resolve\","
+        {"{\"routing_key\":\"nope-nope-nope-nope\",\"event_action\":"
+         "\"resolve\","
          "\"dedup_key\":\"k\"}",
          "'routing_key' does not match any pagerduty integration", 0},
         {"{\"routing_key\":\"" PD_KEY "\"}", "'event_action' is missing", 0},
@@ -162,25 +168,31 @@ TEST(pd_bad_input)
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\"}",
          "'payload' is missing", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"payload\":[]}", "'payload' must be an object", 0},
+         "\"payload\":[]}",
+         "'payload' must be an object", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
          "\"payload\":{\"source\":\"h\",\"severity\":\"info\"}}",
          "'payload.summary' is missing", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"payload\":{\"summary\":\"  \",\"source\":\"h\",\"severity\":\"info\"}}",
+         "\"payload\":{\"summary\":\"  "
+         "\",\"source\":\"h\",\"severity\":\"info\"}}",
          "'payload.summary' is blank", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"payload\":{\"summary\":\"s\",\"source\":true,\"severity\":\"info\"}}",
+         "\"payload\":{\"summary\":\"s\",\"source\":true,\"severity\":\"info\"}"
+         "}",
          "'payload.source' must be a string, not a boolean", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"payload\":{\"summary\":\"s\",\"source\":\"h\",\"severity\":\"high\"}}",
+         "\"payload\":{\"summary\":\"s\",\"source\":\"h\",\"severity\":"
+         "\"high\"}}",
          "'payload.severity' must be critical, error, warning or info", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"payload\":{\"summary\":\"s\",\"source\":\"h\",\"severity\":\"info\","
+         "\"payload\":{\"summary\":\"s\",\"source\":\"h\",\"severity\":"
+         "\"info\","
          "\"timestamp\":\"yesterday\"}}",
          "'payload.timestamp' is not an ISO 8601 date-time", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"dedup_key\":\"a\\nb\",\"payload\":{\"summary\":\"s\",\"source\":\"h\","
+         "\"dedup_key\":\"a\\nb\",\"payload\":{\"summary\":\"s\",\"source\":"
+         "\"h\","
          "\"severity\":\"info\"}}",
          "'dedup_key' contains a control character", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
@@ -188,7 +200,8 @@ TEST(pd_bad_input)
          "\"severity\":\"info\"}}",
          "'links' must be an array", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
-         "\"links\":[{\"text\":\"t\"}],\"payload\":{\"summary\":\"s\",\"source\":"
+         "\"links\":[{\"text\":\"t\"}],\"payload\":{\"summary\":\"s\","
+         "\"source\":"
          "\"h\",\"severity\":\"info\"}}",
          "'links[0].href' is missing", 0},
         {"{\"routing_key\":\"" PD_KEY "\",\"event_action\":\"trigger\","
@@ -224,7 +237,8 @@ TEST(pd_bounds)
     summary[ALERT_SUMMARY_MAX] = '\0';
     snprintf(extra, sizeof extra,
              "\"payload\":{\"summary\":\"%s\",\"source\":\"h\",\"severity\":"
-             "\"warning\"}", summary);
+             "\"warning\"}",
+             summary);
     body = pd_event("trigger", extra);
     REQUIRE(pd(body, &req, &errs) == 0);
     CHECK_EQ_INT(strlen(req.summary), ALERT_SUMMARY_MAX);
@@ -236,7 +250,8 @@ TEST(pd_bounds)
     strcat(summary, "y");
     snprintf(extra, sizeof extra,
              "\"payload\":{\"summary\":\"%s\",\"source\":\"h\",\"severity\":"
-             "\"warning\"}", summary);
+             "\"warning\"}",
+             summary);
     body = pd_event("trigger", extra);
     CHECK(pd(body, &req, &errs) == IM_EINVAL);
     CHECK(has_error(&errs, "'payload.summary' is longer than 1024 bytes"));
@@ -277,11 +292,12 @@ TEST(pd_errors_are_bounded)
     struct intake_errors errs;
 
     /* 40 bad links: INTAKE_ERRORS_MAX messages kept, the rest counted. */
-    n += (size_t)snprintf(body + n, sizeof body - n,
-                          "{\"routing_key\":\"" PD_KEY "\",\"event_action\":"
-                          "\"trigger\",\"payload\":{\"summary\":\"s\",\"source\":"
-                          "\"h\",\"severity\":\"info\",\"component\":1,"
-                          "\"group\":2,\"class\":3},\"images\":[");
+    n += (size_t)snprintf(
+        body + n, sizeof body - n,
+        "{\"routing_key\":\"" PD_KEY "\",\"event_action\":"
+        "\"trigger\",\"payload\":{\"summary\":\"s\",\"source\":"
+        "\"h\",\"severity\":\"info\",\"component\":1,"
+        "\"group\":2,\"class\":3},\"images\":[");
     for (int i = 0; i < 30; i++)
         n += (size_t)snprintf(body + n, sizeof body - n, "%s{\"src\":%d}",
                               i ? "," : "", i);
@@ -295,17 +311,21 @@ static const char am_body[] =
     "{\"receiver\":\"incident-mesh\",\"status\":\"firing\",\"alerts\":["
     "{\"status\":\"firing\",\"labels\":{\"alertname\":\"HighErrorRate\","
     "\"instance\":\"api-1:9100\",\"severity\":\"warning\"},\"annotations\":"
-    "{\"summary\":\"5xx above 5%\"},\"startsAt\":\"2026-11-23T10:15:30.123456789Z\","
+    "{\"summary\":\"5xx above "
+    "5%\"},\"startsAt\":\"2026-11-23T10:15:30.123456789Z\","
     "\"endsAt\":\"0001-01-01T00:00:00Z\",\"generatorURL\":"
-    "\"http://prometheus:9090/graph?g0.expr=x\",\"fingerprint\":\"c3a0ef7f1a2b3c4d\"},"
+    "\"http://prometheus:9090/"
+    "graph?g0.expr=x\",\"fingerprint\":\"c3a0ef7f1a2b3c4d\"},"
     "{\"status\":\"resolved\",\"labels\":{\"alertname\":\"HighErrorRate\","
     "\"instance\":\"api-2:9100\",\"severity\":\"critical\"},\"annotations\":{},"
-    "\"startsAt\":\"2026-11-23T10:10:00Z\",\"endsAt\":\"2026-11-23T10:20:00+01:00\","
+    "\"startsAt\":\"2026-11-23T10:10:00Z\",\"endsAt\":\"2026-11-23T10:20:00+01:"
+    "00\","
     "\"generatorURL\":\"\",\"fingerprint\":\"d4b1f08a2b3c4d5e\"}],"
     "\"groupLabels\":{\"alertname\":\"HighErrorRate\"},\"commonLabels\":"
     "{\"alertname\":\"HighErrorRate\"},\"commonAnnotations\":{},"
     "\"externalURL\":\"http://alertmanager:9093\",\"version\":\"4\","
-    "\"groupKey\":\"{}:{alertname=\\\"HighErrorRate\\\"}\",\"truncatedAlerts\":0}";
+    "\"groupKey\":\"{}:{alertname=\\\"HighErrorRate\\\"}\",\"truncatedAlerts\":"
+    "0}";
 
 TEST(am_notification)
 {
@@ -338,12 +358,14 @@ TEST(am_bad_input)
         {"\"version\":\"4\",", "", "'version' is missing"},
         {"\"groupKey\":\"{}:{alertname=\\\"HighErrorRate\\\"}\"",
          "\"groupKey\":\"\"", "'groupKey' is blank"},
-        {"\"status\":\"firing\",\"alerts\"", "\"status\":\"burning\",\"alerts\"",
+        {"\"status\":\"firing\",\"alerts\"",
+         "\"status\":\"burning\",\"alerts\"",
          "'status' must be firing or resolved"},
         {"\"fingerprint\":\"c3a0ef7f1a2b3c4d\"", "\"fingerprint\":null",
          "'alerts[0].fingerprint' is missing"},
         {"\"startsAt\":\"2026-11-23T10:15:30.123456789Z\"",
-         "\"startsAt\":\"10:15\"", "'alerts[0].startsAt' is not an RFC 3339 time"},
+         "\"startsAt\":\"10:15\"",
+         "'alerts[0].startsAt' is not an RFC 3339 time"},
         {"\"instance\":\"api-1:9100\"", "\"instance\":9100",
          "'alerts[0].labels.instance' must be a string"},
         {"\"commonAnnotations\":{}", "\"commonAnnotations\":[]",
@@ -369,10 +391,11 @@ TEST(am_bad_input)
             CHECK(0);
         }
     }
-    snprintf(body, sizeof body, "{\"version\":\"4\",\"groupKey\":\"g\","
-                                "\"status\":\"firing\",\"alerts\":[]}");
-    CHECK(am_parse(integ(INTEG_ALERTMANAGER), body, strlen(body), &req, &errs) ==
-          IM_EINVAL);
+    snprintf(body, sizeof body,
+             "{\"version\":\"4\",\"groupKey\":\"g\","
+             "\"status\":\"firing\",\"alerts\":[]}");
+    CHECK(am_parse(integ(INTEG_ALERTMANAGER), body, strlen(body), &req,
+                   &errs) == IM_EINVAL);
     CHECK(has_error(&errs, "'alerts' is empty"));
 }
 
@@ -384,7 +407,8 @@ TEST(text_copy_cleans_and_cuts)
     CHECK_EQ_INT(intake_text_copy(out, sizeof out, "a\x01\tb\nc", 6), 0);
     CHECK_EQ_STR(out, "a \tb\nc");
     /* Cut at a character boundary, "..." appended. */
-    CHECK_EQ_INT(intake_text_copy(out, sizeof out, "h\xc3\xa9h\xc3\xa9h\xc3\xa9", 9), 1);
+    CHECK_EQ_INT(
+        intake_text_copy(out, sizeof out, "h\xc3\xa9h\xc3\xa9h\xc3\xa9", 9), 1);
     CHECK_EQ_STR(out, "h\xc3\xa9h...");
     CHECK_EQ_INT(intake_text_copy(out, sizeof out, "1234567", 7), 0);
     CHECK_EQ_STR(out, "1234567");
@@ -403,22 +427,24 @@ TEST(time_forms)
     CHECK(intake_parse_time("0001-01-01T00:00:00Z", &ms) != 0);
 }
 
-TEST_MAIN(
-    static const char conf[] =
-        "[node]\nsite = AMS\ndata = /nonexistent\n"
-        "[site AMS]\npubkey = ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-        "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
-        "[http]\nlisten = http://127.0.0.1:1\n"
-        "[integration pd]\ntype = pagerduty\nkey = " PD_KEY "\nservice = shop\n"
-        "[integration am]\ntype = alertmanager\ntoken = " AM_TOKEN "\nservice = api\n";
-    struct im_err e = {0};
-    if (sodium_init() < 0) return 1;
-    cfg = calloc(1, sizeof *cfg);
-    if (config_parse(cfg, "test.conf", conf, &e) != 0) {
-        fprintf(stderr, "config: %s\n", im_errmsg(&e));
-        return 1;
-    }
-    RUN(pd_full_trigger); RUN(pd_trigger_without_key_gets_one);
-    RUN(pd_acknowledge_and_resolve); RUN(pd_bad_input); RUN(pd_bounds);
-    RUN(pd_errors_are_bounded); RUN(am_notification); RUN(am_bad_input);
-    RUN(text_copy_cleans_and_cuts); RUN(time_forms); free(cfg))
+TEST_MAIN(static const char conf[] =
+              "[node]\nsite = AMS\ndata = /nonexistent\n"
+              "[site AMS]\npubkey = "
+              "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+              "[operator a]\npubkey = "
+              "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+              "[http]\nlisten = http://127.0.0.1:1\n"
+              "[integration pd]\ntype = pagerduty\nkey = " PD_KEY
+              "\nservice = shop\n"
+              "[integration am]\ntype = alertmanager\ntoken = " AM_TOKEN
+              "\nservice = api\n";
+          struct im_err e = {0}; if (sodium_init() < 0) return 1;
+          cfg = calloc(1, sizeof *cfg);
+          if (config_parse(cfg, "test.conf", conf, &e) != 0) {
+              fprintf(stderr, "config: %s\n", im_errmsg(&e));
+              return 1;
+          } RUN(pd_full_trigger);
+          RUN(pd_trigger_without_key_gets_one); RUN(pd_acknowledge_and_resolve);
+          RUN(pd_bad_input); RUN(pd_bounds); RUN(pd_errors_are_bounded);
+          RUN(am_notification); RUN(am_bad_input);
+          RUN(text_copy_cleans_and_cuts); RUN(time_forms); free(cfg))

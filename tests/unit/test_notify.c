@@ -119,12 +119,16 @@ done_cb(struct commit_req *r)
 
 /* Appends body to incident ("" opens); the new id in id_out. */
 static int
-write_body(const char *incident, Im__Body *body, char id_out[INCIDENT_ID_MAX + 1])
+write_body(const char *incident, Im__Body *body,
+           char id_out[INCIDENT_ID_MAX + 1])
 {
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct commit_op op = {.incident = incident, .body = body};
-    struct commit_req req = {.actor = "tester", .ops = &op, .ops_count = 1,
-                             .done = done_cb, .arg = &w};
+    struct commit_req req = {.actor = "tester",
+                             .ops = &op,
+                             .ops_count = 1,
+                             .done = done_cb,
+                             .arg = &w};
     Im__Result *res;
     int code;
 
@@ -313,7 +317,8 @@ setup(void)
     snprintf(text, sizeof text,
              "[node]\nsite = AMS\ndata = %s\n"
              "[site AMS]\npubkey = %s\n"
-             "[operator a]\npubkey = ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+             "[operator a]\npubkey = "
+             "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
              "[notify ok]\ntype = command\n"
              "command = cat >> %s && echo >> %s\non = new_p1, new_p2\n"
              "[notify bad]\ntype = command\ncommand = echo >> %s; exit 3\n"
