@@ -703,9 +703,12 @@ flush_done(struct commit_req *r)
 {
     struct http_server *h = r->arg;
 
-    if (h->flush_op.code != 0)
+    /* Once a minute at most: a full store fails every tick. */
+    if (h->flush_op.code != 0 && clock_mono_ms() >= h->flush_warned_ms + 60000) {
         log_warn("http: summarising alert occurrences failed: %s",
                  im_strerror(h->flush_op.code));
+        h->flush_warned_ms = clock_mono_ms();
+    }
     free(h->flush_op.result);
     h->flush_op.result = NULL;
     atomic_store(&h->flush_busy, 0);

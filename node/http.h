@@ -61,6 +61,7 @@ struct http_server {
     struct intake_flush_job flush_job;
     _Atomic int flush_busy, flush_stopping;
     uint64_t flush_period_ms;
+    uint64_t flush_warned_ms;       /* committer's thread only */
     _Atomic uint64_t counts[HTTP_EP_COUNT_][HTTP_STATUS_SLOTS];
 };
 

@@ -600,6 +600,10 @@ notify_run_once(struct notifier *n)
 
     if (due == NULL)
         return 0;
+    if (now < n->paused_until_ms) {
+        free(due);
+        return 0;
+    }
     count = collect_due(n, now, due);
     for (size_t i = 0; i < count; i++) {
         Im__OutboxEntry *entry = due[i];
@@ -618,7 +622,19 @@ notify_run_once(struct notifier *n)
             continue;
         }
         job.attempts = entry->attempts + 1;
-        if (ch < 0) {
+        size_t u = 0;
+        while (u < n->unrecorded_count &&
+               strcmp(n->unrecorded[u].id, entry->id) != 0)
+            u++;
+        if (u < n->unrecorded_count) {
+            /* Sent before the store refused its record: record it now,
+             * never send it again. */
+            o = n->unrecorded[u].delivered ? DELIVERED : PERMANENT;
+            job.attempts = n->unrecorded[u].attempts;
+            snprintf(job.detail, sizeof job.detail, "%s",
+                     n->unrecorded[u].detail);
+            n->unrecorded[u] = n->unrecorded[--n->unrecorded_count];
+        } else if (ch < 0) {
             /* The channel left the config: nobody to deliver to. */
             o = PERMANENT;
             snprintf(job.detail, sizeof job.detail,
@@ -641,9 +657,19 @@ notify_run_once(struct notifier *n)
         job.delivered = o == DELIVERED;
         rv = commit_wait(n, outcome_step, &job);
         if (rv != 0) {
-            log_warn("notify: %s: recording the outcome failed (%s); it will "
-                     "be tried again",
-                     entry->id, im_strerror(rv));
+            log_warn("notify: %s: recording the outcome failed (%s); pausing "
+                     "%d ms",
+                     entry->id, im_strerror(rv), NOTIFY_STORE_PAUSE_MS);
+            n->paused_until_ms = clock_wall_ms() + NOTIFY_STORE_PAUSE_MS;
+            if (job.final && n->unrecorded_count < NOTIFY_UNRECORDED_MAX) {
+                struct notify_unrecorded *r =
+                    &n->unrecorded[n->unrecorded_count++];
+                snprintf(r->id, sizeof r->id, "%s", entry->id);
+                r->delivered = job.delivered;
+                r->attempts = job.attempts;
+                snprintf(r->detail, sizeof r->detail, "%s", job.detail);
+            }
+            i = count; /* the rest waits for the pause */
         } else if (job.final) {
             if (atomic_load(&n->queued) > 0)
                 atomic_fetch_sub(&n->queued, 1);

@@ -42,6 +42,11 @@
 #include "metrics.h"
 #include "store.h"
 
+/* Outcomes a notifier keeps while the store refuses writes, and how long
+ * it pauses after such a refusal. */
+#define NOTIFY_UNRECORDED_MAX 64
+#define NOTIFY_STORE_PAUSE_MS 1000
+
 /* The rules of ch that one event matches (a bit set of enum
  * notify_rule), 0 if none or the channel's service filter excludes it.
  * before: the incident before ev (id "" for an opening). */
@@ -77,6 +82,18 @@ struct notifier {
     _Atomic uint64_t attempts[NOTIFY_CHANNELS_MAX];
     _Atomic uint64_t not_owner; /* due entries skipped: another site owns */
     _Atomic uint64_t queued;    /* entries in the outbox at the last pass */
+    /* Outcomes sent but not yet recorded (the store refused the commit:
+     * disk or map full). Kept here so that they are recorded, not sent
+     * again, once the store takes writes; passes pause meanwhile.
+     * Notifier thread only. */
+    struct notify_unrecorded {
+        char id[NOTIFY_ID_MAX + 1];
+        int delivered;
+        unsigned attempts;
+        char detail[256];
+    } unrecorded[NOTIFY_UNRECORDED_MAX];
+    size_t unrecorded_count;
+    uint64_t paused_until_ms;
 };
 
 /* The store derive hook (see store.h); arg is the struct notifier. Set it
