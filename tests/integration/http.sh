@@ -29,6 +29,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "FAIL: stopped at line $LINENO: $BASH_COMMAND"' ERR
 
+# Config mistakes in the HTTP sections stop the node with file:line.
+printf '[node]\nsite = AMS\ndata = %s/x\n[http]\nlisten = http://127.0.0.1:1\n[integration pd]\ntype = pagerduty\nkey = short\n' \
+    "$TMP" >"$TMP/bad1.conf"
+expect "short integration key" 2 "bad1.conf:8: 'key' must be 16 to 128 characters long" \
+    "$BIN/imnode" --config "$TMP/bad1.conf"
+printf '[node]\nsite = AMS\ndata = %s/x\n[notify n]\ntype = webhook\nurl = http://h/x\non = new_p9\n' \
+    "$TMP" >"$TMP/bad2.conf"
+expect "unknown notify rule" 2 "bad2.conf:7: unknown rule 'new_p9' in 'on'" \
+    "$BIN/imnode" --config "$TMP/bad2.conf"
+
 # A dev node, restarted with a short storm summary interval.
 node_start "$TMP/node" AMS || exit 1
 node_stop
@@ -225,6 +235,12 @@ refuses "am payload version 3" 400 "'version' must be \\\"4\\\"" \
 jq 'del(.groupKey) | .alerts[1].fingerprint = 7' tests/golden/alertmanager/firing.json >"$TMP/nokey.json"
 refuses "am missing groupKey and a wrong type" 400 "'groupKey' is missing\",\"'alerts[1].fingerprint' must be a string" \
     POST /api/v1/alertmanager "${J[@]}" -H "Authorization: Bearer $IM_AM_TOKEN" --data-binary "@$TMP/nokey.json"
+printf '{"version":"4","groupKey":"g\xff","status":"firing","alerts":[]}' >"$TMP/am-latin1.json"
+refuses "am invalid UTF-8" 400 'JSON parse error' \
+    POST /api/v1/alertmanager "${J[@]}" -H "Authorization: Bearer $IM_AM_TOKEN" --data-binary "@$TMP/am-latin1.json"
+refuses "am no alerts" 400 "'alerts' is empty" \
+    POST /api/v1/alertmanager "${J[@]}" -H "Authorization: Bearer $IM_AM_TOKEN" \
+    --data-binary '{"version":"4","groupKey":"g","status":"firing","alerts":[]}'
 refuses "am wrong content type" 415 'Content-Type must be application/json' \
     POST /api/v1/alertmanager -H 'Content-Type: text/plain' -H "Authorization: Bearer $IM_AM_TOKEN" \
     --data-binary "@tests/golden/alertmanager/firing.json"
