@@ -5,7 +5,7 @@
 
 CC      ?= cc
 SAN     ?=
-PKGS    := libprotobuf-c lmdb libsodium jansson
+PKGS    := libprotobuf-c lmdb libsodium jansson libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter \
            -Wno-format-truncation
@@ -27,20 +27,34 @@ OUT     := build/tsan
 BIN     := build/tsan/bin
 CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
+else ifeq ($(SAN),fuzz)
+# libFuzzer targets (tests/fuzz): clang, with ASan and UBSan.
+CC      := clang
+OUT     := build/fuzz
+BIN     := build/fuzz/bin
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+           -Wno-unknown-warning-option \
+           -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=fuzzer,address,undefined
 else
-$(error SAN must be empty, asan or tsan)
+$(error SAN must be empty, asan, tsan or fuzz)
 endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/chan.c \
-            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
+            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c \
+            lib/incident_json.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
-             node/repl.c node/peer.c
+             node/repl.c node/peer.c \
+             node/alerts.c node/intake.c node/pagerduty.c node/alertmanager.c \
+             node/http.c node/httpapi.c node/metrics.c node/status.c \
+             node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
-UNIT_TESTS := test_incident \
+UNIT_TESTS := test_incident test_intake test_config_http test_notify test_http \
               test_store test_text test_api test_sim
 TOOLS    := imload bench_lmdb
+FUZZERS  := fuzz_pagerduty fuzz_alertmanager
 UNIT_TESTS += test_chan
 TOOLS    += bench_chan
 
@@ -54,7 +68,7 @@ LIBIM     := $(OUT)/libim.a
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
-        fmt clean
+        fmt clean fuzz
 all: $(BIN)/imnode $(BIN)/imctl
 
 build/gen/im.pb-c.c build/gen/im.pb-c.h: proto/im.proto
@@ -87,6 +101,11 @@ $(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(OUT)/tests/fuzz/%.o: CFLAGS += -Inode
+$(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -102,6 +121,10 @@ $(BIN)/bench_chan: $(OUT)/tests/bench/bench_chan.o $(LIBIM)
 programs: all $(UNIT_TESTS:%=$(BIN)/%) $(TOOLS:%=$(BIN)/%)
 .PHONY: programs
 
+# Build with SAN=fuzz (see `fuzz`).
+fuzzers: $(FUZZERS:%=$(BIN)/%)
+.PHONY: fuzzers
+
 deps:
 	deploy/deps
 
@@ -114,10 +137,17 @@ test: deps
 	$(MAKE) programs
 	$(MAKE) SAN=asan programs
 	$(MAKE) SAN=tsan programs
+	$(MAKE) SAN=fuzz fuzzers
 	tests/run
 
 bench: deps programs
 	tests/bench/run
+
+# The intake fuzzers for FUZZ_SECONDS each (default 300); `make test`
+# runs them for 15 s each.
+fuzz: deps
+	$(MAKE) SAN=fuzz fuzzers
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run
 
 crash-long: deps programs
 	CRASH_TRIALS=200 tests/integration/crash.sh
@@ -131,7 +161,8 @@ tsan:
 	$(MAKE) SAN=tsan programs
 
 fmt:
-	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
+	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c \
+	    tests/fuzz/*.c
 
 clean:
 	rm -rf build bin

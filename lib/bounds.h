@@ -103,4 +103,94 @@ _Static_assert(RESOLUTION_CODE_MAX + RESOLUTION_NOTES_MAX + REASON_MAX +
                EVENT_SIZE_MAX,
                "a transition event fits EVENT_SIZE_MAX");
 
+/* ---- HTTP: alert intake, the JSON API, metrics, status page ---- */
+
+/* An intake body (PagerDuty refuses events over 512 KB; so do we, with
+ * 413 and a JSON error). */
+#define HTTP_BODY_MAX (512 * 1024)
+/* What NNG reads of a body before our handler sees it: a larger
+ * Content-Length is refused by NNG itself (400) without reading it, which
+ * bounds memory per connection. Between the two limits we answer 413. */
+#define HTTP_BODY_READ_MAX (1024 * 1024)
+/* HTTP requests being handled at once (parsed, waiting for their commit
+ * or their read): past it the node answers 429 at once. */
+#define HTTP_INFLIGHT_MAX 1024
+/* Request URI (path and query). */
+#define HTTP_URI_MAX 2048
+
+/* PagerDuty Events API v2 limits: dedup_key up to 255 characters,
+ * payload.summary up to 1024. */
+#define DEDUP_KEY_MAX 255
+/* An alert key as stored: a PagerDuty dedup_key or an Alertmanager
+ * groupKey (which lists the group's labels, so it may be long). Index keys
+ * hash it, so LMDB's key size limit does not bind. */
+#define ALERT_KEY_MAX 1024
+#define ALERT_SUMMARY_MAX 1024
+/* source, component, group, class, client; alert label values. */
+#define ALERT_FIELD_MAX 255
+/* links[].href, images[].src, client_url, generatorURL. */
+#define ALERT_URL_MAX 2048
+#define ALERT_LINKS_MAX 32
+/* Alerts in one Alertmanager notification (the body limit binds first
+ * for typical alerts), and in one AlertOccurrence/AlertResolved event. */
+#define AM_ALERTS_MAX 4096
+#define ALERT_REFS_PER_EVENT_MAX 128
+/* Alertmanager fingerprints are 16 hex digits; room for other senders. */
+#define AM_FINGERPRINT_MAX 64
+/* Labels or annotations of one alert. */
+#define AM_LABELS_MAX 128
+
+/* Pending occurrence keys one flush pass summarises (the rest wait for
+ * the next pass): bounds one flush transaction. */
+#define ALERT_FLUSH_PASS_MAX 1024
+
+/* Metric families registered by node modules (one callback each), and
+ * the size of one /metrics answer. */
+#define METRICS_COLLECTORS_MAX 32
+#define METRICS_TEXT_MAX (4 * 1024 * 1024)
+
+/* The status page: incidents shown (open major ones, then those resolved
+ * in the last STATUS_RECENT_MS), public updates per incident (latest
+ * first), and services listed. */
+#define STATUS_INCIDENTS_MAX 50
+#define STATUS_UPDATES_MAX 20
+#define STATUS_SERVICES_MAX 200
+#define STATUS_RECENT_MS (24ULL * 3600 * 1000)
+
+/* A notification id ("<origin>/<seq>/<channel>") and its rules list. */
+#define NOTIFY_ID_MAX (SITE_CODE_MAX + 1 + 20 + 1 + INTEGRATION_NAME_MAX)
+#define NOTIFY_RULES_TEXT_MAX 128
+
+/* Specific errors reported for one bad request, and the length of each. */
+#define INTAKE_ERRORS_MAX 16
+#define INTAKE_ERROR_MAX 256
+
+/* Alert storms: at most one occurrence summary event per alert key per
+ * interval (docs/http-api.md, "Alert storms"). */
+#define ALERT_SUMMARY_INTERVAL_MS_DEFAULT (60 * 1000)
+
+/* Integrations ([integration NAME]) and notification channels
+ * ([notify NAME]) in one config; tokens and routing keys are secrets of
+ * at least INTEGRATION_KEY_MIN characters. */
+#define INTEGRATIONS_MAX 64
+#define INTEGRATION_NAME_MAX 64
+#define INTEGRATION_KEY_MIN 16
+#define INTEGRATION_KEY_MAX 128
+#define NOTIFY_CHANNELS_MAX 32
+/* Delivery attempts for one notification, and the back-off ceiling. */
+#define NOTIFY_ATTEMPTS_MAX 20
+#define NOTIFY_BACKOFF_MS_MAX (10 * 60 * 1000)
+/* One notification's JSON. */
+#define NOTIFY_PAYLOAD_MAX 16384
+/* Notifications waiting in the outbox that one pass of the notifier
+ * looks at: bounds the work of one pass, not the outbox. */
+#define NOTIFY_PASS_MAX 256
+
+_Static_assert(HTTP_BODY_MAX < HTTP_BODY_READ_MAX, "413 is ours to answer");
+_Static_assert(ALERT_REFS_PER_EVENT_MAX * (AM_FINGERPRINT_MAX + 16) +
+                   ALERT_KEY_MAX + ALERT_SUMMARY_MAX + 3 * ALERT_FIELD_MAX +
+                   INTEGRATION_NAME_MAX + 1024 <=
+               EVENT_SIZE_MAX,
+               "an alert event fits EVENT_SIZE_MAX");
+
 #endif

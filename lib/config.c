@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "clock.h"
+#include "text.h"
+
 /* A config file is a few hundred lines; this bounds a mistaken path to a
  * large file. */
 #define CONFIG_SIZE_MAX (1024 * 1024)
@@ -29,8 +34,10 @@ struct parser {
     const char *name;   /* file name for messages */
     char dir[PATH_MAX_IM + 1]; /* directory of the file, for relative paths */
     int line;
-    enum { SEC_NONE, SEC_NODE, SEC_SITE, SEC_OPERATOR } section;
-    void *current;      /* struct cfg_site * or struct cfg_operator * */
+    enum { SEC_NONE, SEC_NODE, SEC_SITE, SEC_OPERATOR, SEC_HTTP,
+           SEC_INTEGRATION, SEC_NOTIFY } section;
+    void *current;      /* struct cfg_site *, cfg_operator *, cfg_integration *
+                           or cfg_notify * */
     int node_seen;
     struct im_err *e;
     /* Keys set so far in the current section: a second 'key =' would
@@ -258,6 +265,441 @@ valid_name(const char *s)
     return 1;
 }
 
+/* ---- [http], [integration NAME], [notify NAME] ---- */
+
+static int
+parse_bool(struct parser *p, const char *k, const char *v, int *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+        *out = 1;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
+             strcmp(v, "0") == 0)
+        *out = 0;
+    else
+        return perr(p, "'%s' must be true or false, not '%s'", k, v);
+    return 0;
+}
+
+static int
+parse_duration(struct parser *p, const char *k, const char *v, uint64_t min_ms,
+               uint64_t max_ms, uint64_t *out)
+{
+    uint64_t ms;
+    if (clock_parse_duration(v, &ms) != 0)
+        return perr(p, "invalid %s '%s': use a number and a unit, e.g. 500ms, "
+                       "30s, 5m", k, v);
+    if (ms < min_ms || ms > max_ms)
+        return perr(p, "%s '%s' is out of range (%llums to %llums)", k, v,
+                    (unsigned long long)min_ms, (unsigned long long)max_ms);
+    *out = ms;
+    return 0;
+}
+
+static int
+on_http(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_http *h = &p->cfg->http;
+    if (strcmp(k, "listen") == 0) {
+        const char *port;
+        if (strncmp(v, "http://", 7) != 0)
+            return perr(p, "'listen' in [http] must be http://HOST:PORT, not "
+                           "'%s' (TLS belongs to a proxy in front)", v);
+        port = strrchr(v + 7, ':');
+        if (port == NULL || port[1] == '\0' ||
+            strspn(port + 1, "0123456789") != strlen(port + 1) ||
+            strchr(v + 7, '/') != NULL)
+            return perr(p, "'listen' in [http] must be http://HOST:PORT with a "
+                           "numeric port and no path, not '%s'", v);
+        return copy_str(p, k, v, h->listen, URL_MAX);
+    }
+    if (strcmp(k, "summary_interval") == 0)
+        return parse_duration(p, k, v, 100, 24ULL * 3600 * 1000,
+                              &h->summary_interval_ms);
+    if (strcmp(k, "status_title") == 0) {
+        struct im_err e;
+        if (text_check(v, TITLE_MAX, TEXT_LINE, 1, "status_title", &e) != 0)
+            return perr(p, "%s", e.msg);
+        return copy_str(p, k, v, h->status_title, TITLE_MAX);
+    }
+    return perr(p, "unknown key '%s' in [http] (known: listen, "
+                   "summary_interval, status_title)", k);
+}
+
+static int
+parse_level(const char *v, size_t n, int *out)
+{
+    static const char *const names[] = {"high", "medium", "low"};
+    for (int i = 0; i < 3; i++)
+        if (strlen(names[i]) == n && strncmp(v, names[i], n) == 0) {
+            *out = i + 1;
+            return 0;
+        }
+    return IM_EINVAL;
+}
+
+static const char *const severity_names[SEV_COUNT_] = {"critical", "error",
+                                                       "warning", "info"};
+
+int
+config_severity_parse(const char *name, enum alert_severity *out)
+{
+    for (int i = 0; i < SEV_COUNT_; i++)
+        if (strcmp(name, severity_names[i]) == 0) {
+            *out = (enum alert_severity)i;
+            return 0;
+        }
+    return IM_EINVAL;
+}
+
+const char *
+config_severity_name(enum alert_severity s)
+{
+    return (unsigned)s < SEV_COUNT_ ? severity_names[s] : "unknown";
+}
+
+const char *
+config_integ_type_name(enum integ_type t)
+{
+    switch (t) {
+    case INTEG_PAGERDUTY: return "pagerduty";
+    case INTEG_ALERTMANAGER: return "alertmanager";
+    case INTEG_API: return "api";
+    }
+    return "unknown";
+}
+
+static const char *const rule_names[NOTIFY_RULES_COUNT_] = {
+    "new_p1", "new_p2", "escalation", "owner_change", "major", "resolved"};
+
+const char *
+config_notify_rule_name(enum notify_rule r)
+{
+    return (unsigned)r < NOTIFY_RULES_COUNT_ ? rule_names[r] : "unknown";
+}
+
+/* A secret: INTEGRATION_KEY_MIN..MAX printable ASCII characters, no
+ * spaces (it travels in a header or a JSON string). */
+static int
+secret(struct parser *p, const char *k, const char *v, char *out)
+{
+    size_t n = strlen(v);
+    if (n < INTEGRATION_KEY_MIN || n > INTEGRATION_KEY_MAX)
+        return perr(p, "'%s' must be %d to %d characters long (it is %zu)", k,
+                    INTEGRATION_KEY_MIN, INTEGRATION_KEY_MAX, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return perr(p, "'%s' may hold printable ASCII characters only, "
+                           "without spaces", k);
+    memcpy(out, v, n + 1);
+    return 0;
+}
+
+static int
+on_integration(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_integration *in = p->current;
+    struct im_err e;
+
+    if (strcmp(k, "type") == 0) {
+        if (strcmp(v, "pagerduty") == 0)
+            in->type = INTEG_PAGERDUTY;
+        else if (strcmp(v, "alertmanager") == 0)
+            in->type = INTEG_ALERTMANAGER;
+        else if (strcmp(v, "api") == 0)
+            in->type = INTEG_API;
+        else
+            return perr(p, "unknown integration type '%s' (known: pagerduty, "
+                           "alertmanager, api)", v);
+        return 0;
+    }
+    if (strcmp(k, "key") == 0 || strcmp(k, "token") == 0)
+        return secret(p, k, v, in->key);
+    if (strcmp(k, "service") == 0) {
+        if (text_check(v, SERVICE_MAX, TEXT_LINE, 1, "service", &e) != 0)
+            return perr(p, "%s", e.msg);
+        return copy_str(p, k, v, in->service, SERVICE_MAX);
+    }
+    if (strcmp(k, "category") == 0) {
+        /* "app/payments": category and subcategory, as imctl takes it. */
+        const char *slash = strchr(v, '/');
+        size_t n = slash ? (size_t)(slash - v) : strlen(v);
+        if (n == 0 || n > CATEGORY_MAX || (slash && (strlen(slash + 1) == 0 ||
+                                                     strlen(slash + 1) > CATEGORY_MAX)))
+            return perr(p, "invalid category '%s': CATEGORY[/SUBCATEGORY], each "
+                           "1 to %d characters", v, CATEGORY_MAX);
+        memcpy(in->category, v, n);
+        in->category[n] = '\0';
+        snprintf(in->subcategory, sizeof in->subcategory, "%s",
+                 slash ? slash + 1 : "");
+        if (text_check(in->category, CATEGORY_MAX, TEXT_LINE, 1, "category",
+                       &e) != 0 ||
+            text_check(in->subcategory, CATEGORY_MAX, TEXT_LINE, 0,
+                       "subcategory", &e) != 0)
+            return perr(p, "%s", e.msg);
+        return 0;
+    }
+    if (strncmp(k, "severity.", 9) == 0) {
+        enum alert_severity sev;
+        const char *slash = strchr(v, '/');
+        int impact, urgency;
+        if (config_severity_parse(k + 9, &sev) != 0)
+            return perr(p, "unknown severity in '%s' (known: severity.critical, "
+                           "severity.error, severity.warning, severity.info)", k);
+        if (slash == NULL || parse_level(v, (size_t)(slash - v), &impact) != 0 ||
+            parse_level(slash + 1, strlen(slash + 1), &urgency) != 0)
+            return perr(p, "invalid %s '%s': IMPACT/URGENCY, each high, medium "
+                           "or low (e.g. high/medium)", k, v);
+        in->impact[sev] = impact;
+        in->urgency[sev] = urgency;
+        return 0;
+    }
+    if (strcmp(k, "default_severity") == 0) {
+        if (config_severity_parse(v, &in->default_severity) != 0)
+            return perr(p, "unknown severity '%s' (known: critical, error, "
+                           "warning, info)", v);
+        return 0;
+    }
+    if (strcmp(k, "resolve_when_all_resolved") == 0)
+        return parse_bool(p, k, v, &in->resolve_when_all_resolved);
+    if (strcmp(k, "role") == 0) {
+        if (strcmp(v, "admin") == 0)
+            in->role = OP_ROLE_ADMIN;
+        else if (strcmp(v, "responder") == 0)
+            in->role = OP_ROLE_RESPONDER;
+        else if (strcmp(v, "viewer") == 0)
+            in->role = OP_ROLE_VIEWER;
+        else
+            return perr(p, "unknown role '%s' (known: admin, responder, viewer)",
+                        v);
+        return 0;
+    }
+    return perr(p, "unknown key '%s' in [integration %s] (known: type, key, "
+                   "token, service, category, severity.LEVEL, default_severity, "
+                   "resolve_when_all_resolved, role)", k, in->name);
+}
+
+static int
+parse_rules(struct parser *p, const char *v, unsigned *out)
+{
+    char buf[CONFIG_LINE_MAX + 1], *tok, *save = NULL;
+    unsigned rules = 0;
+
+    snprintf(buf, sizeof buf, "%s", v);
+    for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+         tok = strtok_r(NULL, ", ", &save)) {
+        int found = 0;
+        for (int r = 0; r < NOTIFY_RULES_COUNT_; r++)
+            if (strcmp(tok, rule_names[r]) == 0) {
+                rules |= 1u << r;
+                found = 1;
+            }
+        if (!found)
+            return perr(p, "unknown rule '%s' in 'on' (known: new_p1, new_p2, "
+                           "escalation, owner_change, major, resolved)", tok);
+    }
+    if (rules == 0)
+        return perr(p, "'on' names no rule (known: new_p1, new_p2, escalation, "
+                       "owner_change, major, resolved)");
+    *out = rules;
+    return 0;
+}
+
+static int
+on_notify(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_notify *n = p->current;
+    struct im_err e;
+
+    if (strcmp(k, "type") == 0) {
+        if (strcmp(v, "webhook") == 0)
+            n->type = NOTIFY_WEBHOOK;
+        else if (strcmp(v, "command") == 0)
+            n->type = NOTIFY_COMMAND;
+        else
+            return perr(p, "unknown notify type '%s' (known: webhook, command)",
+                        v);
+        return 0;
+    }
+    if (strcmp(k, "url") == 0) {
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return perr(p, "'url' must start with http:// or https://, not '%s'",
+                        v);
+        return copy_str(p, k, v, n->url, URL_MAX);
+    }
+    if (strcmp(k, "command") == 0)
+        return copy_str(p, k, v, n->command, PATH_MAX_IM);
+    if (strcmp(k, "on") == 0)
+        return parse_rules(p, v, &n->rules);
+    if (strcmp(k, "service") == 0) {
+        if (text_check(v, SERVICE_MAX, TEXT_LINE, 1, "service", &e) != 0)
+            return perr(p, "%s", e.msg);
+        return copy_str(p, k, v, n->service, SERVICE_MAX);
+    }
+    if (strcmp(k, "attempts") == 0) {
+        char *end;
+        unsigned long a = strtoul(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end != '\0' || a < 1 ||
+            a > NOTIFY_ATTEMPTS_MAX)
+            return perr(p, "'attempts' must be 1 to %d, not '%s'",
+                        NOTIFY_ATTEMPTS_MAX, v);
+        n->attempts = (unsigned)a;
+        return 0;
+    }
+    if (strcmp(k, "backoff") == 0)
+        return parse_duration(p, k, v, 10, NOTIFY_BACKOFF_MS_MAX, &n->backoff_ms);
+    if (strcmp(k, "timeout") == 0)
+        return parse_duration(p, k, v, 100, 120 * 1000, &n->timeout_ms);
+    return perr(p, "unknown key '%s' in [notify %s] (known: type, url, command, "
+                   "on, service, attempts, backoff, timeout)", k, n->name);
+}
+
+static int
+section_name(struct parser *p, const char *kind, const char *arg)
+{
+    if (*arg == '\0')
+        return perr(p, "[%s] needs a name: [%s NAME]", kind, kind);
+    if (strlen(arg) > INTEGRATION_NAME_MAX || !valid_name(arg))
+        return perr(p, "invalid %s name '%s': up to %d of letters, digits, "
+                       "'-', '_', '.', '@'", kind, arg, INTEGRATION_NAME_MAX);
+    return 0;
+}
+
+static int
+integration_section(struct parser *p, const char *arg)
+{
+    struct config *c = p->cfg;
+    struct cfg_integration *in;
+    int rv;
+
+    if ((rv = section_name(p, "integration", arg)) != 0)
+        return rv;
+    for (size_t i = 0; i < c->integrations_count; i++)
+        if (strcmp(c->integrations[i].name, arg) == 0)
+            return perr(p, "[integration %s] appears twice", arg);
+    if (c->integrations_count == INTEGRATIONS_MAX)
+        return perr(p, "more than %d integrations", INTEGRATIONS_MAX);
+    in = &c->integrations[c->integrations_count++];
+    memset(in, 0, sizeof *in);
+    snprintf(in->name, sizeof in->name, "%s", arg);
+    /* PagerDuty's own reading of its severities. */
+    in->impact[SEV_CRITICAL] = 1, in->urgency[SEV_CRITICAL] = 1;
+    in->impact[SEV_ERROR] = 1, in->urgency[SEV_ERROR] = 2;
+    in->impact[SEV_WARNING] = 2, in->urgency[SEV_WARNING] = 2;
+    in->impact[SEV_INFO] = 3, in->urgency[SEV_INFO] = 3;
+    in->default_severity = SEV_WARNING;
+    in->resolve_when_all_resolved = 1;
+    in->role = OP_ROLE_RESPONDER;
+    in->line = p->line;
+    p->current = in;
+    p->section = SEC_INTEGRATION;
+    return 0;
+}
+
+static int
+notify_section(struct parser *p, const char *arg)
+{
+    struct config *c = p->cfg;
+    struct cfg_notify *n;
+    int rv;
+
+    if ((rv = section_name(p, "notify", arg)) != 0)
+        return rv;
+    for (size_t i = 0; i < c->notify_count; i++)
+        if (strcmp(c->notify[i].name, arg) == 0)
+            return perr(p, "[notify %s] appears twice", arg);
+    if (c->notify_count == NOTIFY_CHANNELS_MAX)
+        return perr(p, "more than %d notify channels", NOTIFY_CHANNELS_MAX);
+    n = &c->notify[c->notify_count++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", arg);
+    n->attempts = 5;
+    n->backoff_ms = 1000;
+    n->timeout_ms = 5000;
+    n->line = p->line;
+    p->current = n;
+    p->section = SEC_NOTIFY;
+    return 0;
+}
+
+static int
+validate_http(struct parser *p)
+{
+    struct config *c = p->cfg;
+
+    if (c->http.line != 0 && c->http.listen[0] == '\0') {
+        p->line = c->http.line;
+        return perr(p, "[http] has no 'listen' (e.g. listen = "
+                       "http://127.0.0.1:7480)");
+    }
+    for (size_t i = 0; i < c->integrations_count; i++) {
+        const struct cfg_integration *in = &c->integrations[i];
+        const char *what = in->type == INTEG_PAGERDUTY ? "key" : "token";
+        p->line = in->line;
+        if (in->type == 0)
+            return perr(p, "[integration %s] has no 'type' (pagerduty, "
+                           "alertmanager or api)", in->name);
+        if (in->key[0] == '\0')
+            return perr(p, "[integration %s] has no '%s'", in->name, what);
+        if (in->type != INTEG_API && in->service[0] == '\0')
+            return perr(p, "[integration %s] has no 'service' (the service its "
+                           "incidents are opened for)", in->name);
+        if (c->http.listen[0] == '\0')
+            return perr(p, "[integration %s] needs HTTP: add an [http] section "
+                           "with listen = http://HOST:PORT", in->name);
+        for (size_t j = 0; j < i; j++)
+            if (sodium_memcmp(c->integrations[j].key, in->key,
+                              sizeof in->key) == 0)
+                return perr(p, "[integration %s] has the same %s as "
+                               "[integration %s]", in->name, what,
+                            c->integrations[j].name);
+    }
+    for (size_t i = 0; i < c->notify_count; i++) {
+        const struct cfg_notify *n = &c->notify[i];
+        p->line = n->line;
+        if (n->type == 0)
+            return perr(p, "[notify %s] has no 'type' (webhook or command)",
+                        n->name);
+        if (n->type == NOTIFY_WEBHOOK && n->url[0] == '\0')
+            return perr(p, "[notify %s] is a webhook without a 'url'", n->name);
+        if (n->type == NOTIFY_COMMAND && n->command[0] == '\0')
+            return perr(p, "[notify %s] is a command without a 'command'",
+                        n->name);
+        if (n->type == NOTIFY_WEBHOOK && n->command[0] != '\0')
+            return perr(p, "[notify %s] is a webhook: 'command' does not apply",
+                        n->name);
+        if (n->type == NOTIFY_COMMAND && n->url[0] != '\0')
+            return perr(p, "[notify %s] is a command: 'url' does not apply",
+                        n->name);
+        if (n->rules == 0)
+            return perr(p, "[notify %s] has no 'on' (rules: new_p1, new_p2, "
+                           "escalation, owner_change, major, resolved)", n->name);
+    }
+    return 0;
+}
+
+const struct cfg_integration *
+config_integration_by_key(const struct config *cfg, enum integ_type type,
+                          const char *key)
+{
+    char padded[INTEGRATION_KEY_MAX + 1];
+    const struct cfg_integration *found = NULL;
+    size_t n = key ? strlen(key) : 0;
+
+    if (n == 0 || n > INTEGRATION_KEY_MAX)
+        return NULL;
+    memset(padded, 0, sizeof padded);
+    memcpy(padded, key, n);
+    /* Every entry is compared, in constant time, so that timing tells
+     * nothing about how much of a guessed key matched. */
+    for (size_t i = 0; i < cfg->integrations_count; i++) {
+        const struct cfg_integration *in = &cfg->integrations[i];
+        if (sodium_memcmp(in->key, padded, sizeof padded) == 0 &&
+            in->type == type)
+            found = in;
+    }
+    return found;
+}
+
 static int
 on_section(struct parser *p, char *hdr)
 {
@@ -321,7 +763,21 @@ on_section(struct parser *p, char *hdr)
         p->section = SEC_OPERATOR;
         return 0;
     }
-    return perr(p, "unknown section [%s] (known: node, site CODE, operator NAME)",
+    if (strcmp(kind, "http") == 0) {
+        if (*arg)
+            return perr(p, "[http] takes no name");
+        if (c->http.line != 0)
+            return perr(p, "[http] appears twice");
+        c->http.line = p->line;
+        p->section = SEC_HTTP;
+        return 0;
+    }
+    if (strcmp(kind, "integration") == 0)
+        return integration_section(p, arg);
+    if (strcmp(kind, "notify") == 0)
+        return notify_section(p, arg);
+    return perr(p, "unknown section [%s] (known: node, site CODE, operator NAME, "
+                   "http, integration NAME, notify NAME)",
                 kind);
 }
 
@@ -383,7 +839,7 @@ validate(struct parser *p)
                                "[operator %s]",
                             c->operators[i].name, c->operators[j].name);
     }
-    return 0;
+    return validate_http(p);
 }
 
 static int
@@ -437,6 +893,15 @@ parse(struct parser *p, char *text)
         case SEC_OPERATOR:
             rv = on_operator(p, k, v);
             break;
+        case SEC_HTTP:
+            rv = on_http(p, k, v);
+            break;
+        case SEC_INTEGRATION:
+            rv = on_integration(p, k, v);
+            break;
+        case SEC_NOTIFY:
+            rv = on_notify(p, k, v);
+            break;
         }
         if (rv != 0)
             return rv;
@@ -459,6 +924,9 @@ defaults(struct config *cfg)
     cfg->node.map_size = MAP_SIZE_DEFAULT;
     snprintf(cfg->node.cluster, sizeof cfg->node.cluster, "%s",
              CONFIG_CLUSTER_DEFAULT);
+    cfg->http.summary_interval_ms = ALERT_SUMMARY_INTERVAL_MS_DEFAULT;
+    snprintf(cfg->http.status_title, sizeof cfg->http.status_title,
+             "Service status");
 }
 
 void

@@ -18,6 +18,18 @@
  *   pubkey = ed25519:...
  *   role = admin                admin | responder | viewer
  *
+ *   [http]                      HTTP on this node (alert intake, JSON API,
+ *   listen = http://127.0.0.1:7480    /metrics, /status); see docs/http-api.md
+ *
+ *   [integration NAME]          a monitoring source or API client
+ *   type = pagerduty            pagerduty | alertmanager | api
+ *   key = ...                   pagerduty: the routing key; others: token = ...
+ *   service = shop
+ *
+ *   [notify NAME]               a notification channel
+ *   type = webhook              webhook (url = ...) | command (command = ...)
+ *   on = new_p1, major          rules: what it is told about
+ *
  * Every error names the file, the line and the problem
  * ("ams.conf:12: unknown key 'lisen' in [node]"), and a file with any error
  * is refused whole. Later sections (coordinator, integrations) extend the
@@ -65,6 +77,69 @@ struct cfg_node {
     int line;
 };
 
+/* ---- HTTP, integrations, notifications ---- */
+
+struct cfg_http {
+    char listen[URL_MAX + 1];       /* "http://HOST:PORT"; "" = no HTTP */
+    uint64_t summary_interval_ms;   /* alert storms: see bounds.h */
+    char status_title[TITLE_MAX + 1]; /* heading of /status */
+    int line;                       /* 0 = no [http] section */
+};
+
+enum integ_type { INTEG_PAGERDUTY = 1, INTEG_ALERTMANAGER, INTEG_API };
+
+/* Alert severities, in PagerDuty's words; Alertmanager's `severity` label
+ * uses the same names (anything else is the integration's default). */
+enum alert_severity {
+    SEV_CRITICAL,
+    SEV_ERROR,
+    SEV_WARNING,
+    SEV_INFO,
+    SEV_COUNT_
+};
+
+struct cfg_integration {
+    char name[INTEGRATION_NAME_MAX + 1];
+    enum integ_type type;
+    /* pagerduty: the routing key; alertmanager and api: the bearer token. */
+    char key[INTEGRATION_KEY_MAX + 1];
+    char service[SERVICE_MAX + 1];
+    char category[CATEGORY_MAX + 1];
+    char subcategory[CATEGORY_MAX + 1];
+    /* Severity -> impact and urgency, 1 high .. 3 low (Im__Level values). */
+    int impact[SEV_COUNT_], urgency[SEV_COUNT_];
+    enum alert_severity default_severity; /* alertmanager, no severity label */
+    int resolve_when_all_resolved;        /* alertmanager; default 1 */
+    enum op_role role;                    /* api: what the token may do */
+    int line;
+};
+
+enum notify_type { NOTIFY_WEBHOOK = 1, NOTIFY_COMMAND };
+
+/* Notification rules: bit (1 << rule). */
+enum notify_rule {
+    NOTIFY_NEW_P1,        /* a new incident of priority P1 */
+    NOTIFY_NEW_P2,        /* ... of P2 */
+    NOTIFY_ESCALATION,    /* an open incident's priority rose to P1 or P2 */
+    NOTIFY_OWNER_CHANGE,  /* ownership moved to another site or manager */
+    NOTIFY_MAJOR,         /* an incident became major (P1 or declared) */
+    NOTIFY_RESOLVED,      /* an incident was resolved */
+    NOTIFY_RULES_COUNT_
+};
+
+struct cfg_notify {
+    char name[INTEGRATION_NAME_MAX + 1];
+    enum notify_type type;
+    char url[URL_MAX + 1];          /* webhook: http:// or https:// */
+    char command[PATH_MAX_IM + 1];  /* command: run with /bin/sh -c */
+    unsigned rules;                 /* bit set of enum notify_rule */
+    char service[SERVICE_MAX + 1];  /* only incidents of this service; "" = all */
+    unsigned attempts;              /* 1..NOTIFY_ATTEMPTS_MAX (default 5) */
+    uint64_t backoff_ms;            /* first retry delay; doubles (default 1s) */
+    uint64_t timeout_ms;            /* one attempt (default 5s) */
+    int line;
+};
+
 struct config {
     char path[PATH_MAX_IM + 1];
     struct cfg_node node;
@@ -72,6 +147,11 @@ struct config {
     size_t sites_count;
     struct cfg_operator operators[OPERATORS_MAX];
     size_t operators_count;
+    struct cfg_http http;
+    struct cfg_integration integrations[INTEGRATIONS_MAX];
+    size_t integrations_count;
+    struct cfg_notify notify[NOTIFY_CHANNELS_MAX];
+    size_t notify_count;
 };
 
 #define CONFIG_LISTEN_DEFAULT "tcp://127.0.0.1:7400"
@@ -98,6 +178,20 @@ const char *config_role_name(enum op_role role);
 /* The 32-byte cluster identity the secure channel binds every session to:
  * BLAKE2b-256("im-cluster-v1" NUL || cfg->node.cluster). */
 void config_cluster_id(const struct config *cfg, uint8_t out[32]);
+
+/* The integration of `type` whose key or token equals `key` (compared in
+ * constant time), or NULL. */
+const struct cfg_integration *config_integration_by_key(const struct config *cfg,
+                                                        enum integ_type type,
+                                                        const char *key);
+
+/* "pagerduty", "alertmanager", "api"; "critical", "error", ...;
+ * "new_p1", ...: the names used in config files and payloads. */
+const char *config_integ_type_name(enum integ_type t);
+const char *config_severity_name(enum alert_severity s);
+/* IM_EINVAL for a name that is not a severity. */
+int config_severity_parse(const char *name, enum alert_severity *out);
+const char *config_notify_rule_name(enum notify_rule r);
 
 /* 0 if s is a valid site code (2..8 of A-Z0-9, letter first), else IM_EINVAL. */
 int config_check_site_code(const char *s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "text.h"
 
@@ -342,6 +343,10 @@ transition_check(const Im__Transition *t, struct im_err *e)
     if (t->from != IM__STATE__STATE_NONE && !state_valid((int)t->from))
         return im_errf(e, IM_EINVAL, "expected state %d is not a state",
                        (int)t->from);
+    if (t->by_source && to != IM__STATE__STATE_RESOLVED)
+        return im_errf(e, IM_EINVAL,
+                       "by_source applies to a resolution only, not to a move "
+                       "to %s", incident_state_name(to));
     TRY(text_check(t->reason, REASON_MAX, TEXT_MULTILINE,
                    to == IM__STATE__STATE_ON_HOLD ||
                        to == IM__STATE__STATE_CANCELLED,
@@ -434,6 +439,71 @@ major_check(const Im__MajorDeclared *m, struct im_err *e)
     return 0;
 }
 
+static int
+alert_refs_check(Im__AlertRef *const *refs, size_t n, struct im_err *e)
+{
+    char field[48];
+
+    if (n > ALERT_REFS_PER_EVENT_MAX)
+        return im_errf(e, IM_ETOOBIG, "an alert event lists more than %d alerts",
+                       ALERT_REFS_PER_EVENT_MAX);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(field, sizeof field, "alerts[%zu].fingerprint", i);
+        if (refs[i] == NULL)
+            return im_errf(e, IM_EINVAL, "alerts[%zu] is empty", i);
+        TRY(text_check(refs[i]->fingerprint, AM_FINGERPRINT_MAX, TEXT_LINE, 1,
+                       field, e));
+    }
+    return 0;
+}
+
+static int
+alert_check(const Im__AlertOccurrence *a, struct im_err *e)
+{
+    enum alert_severity sev;
+
+    TRY(text_check(a->integration, INTEGRATION_NAME_MAX, TEXT_LINE, 1,
+                   "integration", e));
+    TRY(text_check(a->key, ALERT_KEY_MAX, TEXT_LINE, 1, "alert key", e));
+    if (a->count == 0)
+        return im_errf(e, IM_EINVAL, "an alert occurrence counts at least 1");
+    if (a->first_ms > a->last_ms)
+        return im_errf(e, IM_EINVAL, "alert occurrence: first is after last");
+    TRY(text_check(a->summary, ALERT_SUMMARY_MAX, TEXT_MULTILINE, 0,
+                   "alert summary", e));
+    TRY(text_check(a->source, ALERT_FIELD_MAX, TEXT_LINE, 0, "alert source", e));
+    if (str(a->severity)[0] != '\0' &&
+        config_severity_parse(a->severity, &sev) != 0)
+        return im_errf(e, IM_EINVAL,
+                       "alert severity must be critical, error, warning or info");
+    return alert_refs_check(a->alerts, a->n_alerts, e);
+}
+
+static int
+alert_resolved_check(const Im__AlertResolved *a, struct im_err *e)
+{
+    TRY(text_check(a->integration, INTEGRATION_NAME_MAX, TEXT_LINE, 1,
+                   "integration", e));
+    TRY(text_check(a->key, ALERT_KEY_MAX, TEXT_LINE, 1, "alert key", e));
+    return alert_refs_check(a->alerts, a->n_alerts, e);
+}
+
+static int
+notified_check(const Im__NotificationSent *n, struct im_err *e)
+{
+    TRY(text_check(n->id, NOTIFY_ID_MAX, TEXT_LINE, 1, "notification id", e));
+    TRY(text_check(n->channel, INTEGRATION_NAME_MAX, TEXT_LINE, 1,
+                   "notification channel", e));
+    TRY(text_check(n->rules, NOTIFY_RULES_TEXT_MAX, TEXT_LINE, 0,
+                   "notification rules", e));
+    if (n->attempts == 0 || n->attempts > NOTIFY_ATTEMPTS_MAX)
+        return im_errf(e, IM_EINVAL, "notification attempts must be 1 to %d",
+                       NOTIFY_ATTEMPTS_MAX);
+    TRY(text_check(n->detail, REASON_MAX, TEXT_MULTILINE, 0,
+                   "notification detail", e));
+    return 0;
+}
+
 /* The sub-message of the body's kind, or NULL (a hand-built message with
  * the case set but no payload). */
 static const void *
@@ -449,6 +519,9 @@ body_payload(const Im__Body *b)
     case IM__BODY__KIND_UPDATE: return b->update;
     case IM__BODY__KIND_OWNER: return b->owner;
     case IM__BODY__KIND_MAJOR: return b->major;
+    case IM__BODY__KIND_ALERT: return b->alert;
+    case IM__BODY__KIND_ALERT_RESOLVED: return b->alert_resolved;
+    case IM__BODY__KIND_NOTIFIED: return b->notified;
     default: return NULL;
     }
 }
@@ -480,6 +553,10 @@ incident_body_check(const Im__Body *b, struct im_err *e)
                           "public update", e);
     case IM__BODY__KIND_OWNER: return owner_check(b->owner, e);
     case IM__BODY__KIND_MAJOR: return major_check(b->major, e);
+    case IM__BODY__KIND_ALERT: return alert_check(b->alert, e);
+    case IM__BODY__KIND_ALERT_RESOLVED:
+        return alert_resolved_check(b->alert_resolved, e);
+    case IM__BODY__KIND_NOTIFIED: return notified_check(b->notified, e);
     default: return im_errf(e, IM_EINVAL, "unknown body kind");
     }
 }
@@ -606,7 +683,12 @@ apply_transition(struct incident *inc, const Im__Transition *t, uint64_t at_ms,
     if (state_is_final(from))
         return im_errf(e, IM_ESTATE, "%s is %s; %s", inc->id,
                        incident_state_name(from), allowed);
-    if (!incident_transition_allowed(from, to)) {
+    /* Monitoring resolves what it triggered, from any open state (the
+     * PagerDuty model); people go through the lifecycle. */
+    if (t->by_source && to == IM__STATE__STATE_RESOLVED &&
+        incident_state_is_open(from))
+        ;
+    else if (!incident_transition_allowed(from, to)) {
         verb = incident_transition_verb(from, to);
         if (verb != NULL)
             return im_errf(e, IM_ESTATE, "cannot %s %s: it is %s; %s", verb,
@@ -861,6 +943,12 @@ apply_event(struct incident *inc, const Im__Event *ev, struct im_err *e)
         break;
     case IM__BODY__KIND_OWNER: rv = apply_owner(inc, b->owner, e); break;
     case IM__BODY__KIND_MAJOR: rv = apply_major(inc, b->major, e); break;
+    /* Observations and bookkeeping: any site, any state, no change to the
+     * incident's fields (the alert index and the outbox derive from them,
+     * node/alerts.c and node/notify.c). */
+    case IM__BODY__KIND_ALERT:
+    case IM__BODY__KIND_ALERT_RESOLVED:
+    case IM__BODY__KIND_NOTIFIED: rv = 0; break;
     default: ENSURE(!"kind checked by incident_body_check");
     }
 done:
@@ -1059,7 +1147,9 @@ describe_transition(const Im__Transition *t, char *kind, struct line *l)
         break;
     case IM__STATE__STATE_RESOLVED:
         snprintf(kind, TIMELINE_KIND_MAX, "resolved");
-        line_printf(l, "resolved (code %s): %s", str(t->code), str(t->notes));
+        line_printf(l, "resolved%s (code %s): %s",
+                    t->by_source ? " by its alert source" : "", str(t->code),
+                    str(t->notes));
         return;
     case IM__STATE__STATE_CLOSED:
         k = "closed";
@@ -1144,6 +1234,31 @@ describe_major(const Im__MajorDeclared *m, struct line *l)
     line_reason(l, m->reason);
 }
 
+static void
+describe_alert(const Im__AlertOccurrence *a, struct line *l)
+{
+    char first[CLOCK_RFC3339_MAX], last[CLOCK_RFC3339_MAX];
+
+    if (a->opened)
+        line_printf(l, "alert from %s opened it", a->integration);
+    else if (a->count == 1)
+        line_printf(l, "alert from %s", a->integration);
+    else {
+        clock_fmt_rfc3339(a->first_ms, first);
+        clock_fmt_rfc3339(a->last_ms, last);
+        line_printf(l, "%" PRIu64 " occurrences from %s (first %s, last %s)",
+                    a->count, a->integration, first, last);
+    }
+    line_printf(l, " [%s]", a->key);
+    if (a->n_alerts > 0)
+        line_printf(l, ", %zu alert%s firing", a->n_alerts,
+                    a->n_alerts == 1 ? "" : "s");
+    if (str(a->severity)[0] != '\0')
+        line_printf(l, " (%s)", a->severity);
+    if (str(a->summary)[0] != '\0')
+        line_printf(l, ": %s", a->summary);
+}
+
 void
 incident_event_describe(const Im__Event *ev, char kind[TIMELINE_KIND_MAX],
                         char *text, size_t text_size)
@@ -1209,6 +1324,31 @@ incident_event_describe(const Im__Event *ev, char kind[TIMELINE_KIND_MAX],
     case IM__BODY__KIND_MAJOR:
         snprintf(kind, TIMELINE_KIND_MAX, "major");
         describe_major(b->major, &l);
+        break;
+    case IM__BODY__KIND_ALERT:
+        snprintf(kind, TIMELINE_KIND_MAX, "alert");
+        describe_alert(b->alert, &l);
+        break;
+    case IM__BODY__KIND_ALERT_RESOLVED:
+        snprintf(kind, TIMELINE_KIND_MAX, "alert_resolved");
+        line_printf(&l, "%s resolved %s", b->alert_resolved->integration,
+                    b->alert_resolved->n_alerts ? "alerts of " : "");
+        line_printf(&l, "%s", b->alert_resolved->key);
+        if (b->alert_resolved->n_alerts)
+            line_printf(&l, " (%zu)%s", b->alert_resolved->n_alerts,
+                        b->alert_resolved->all ? ", none firing now" : "");
+        break;
+    case IM__BODY__KIND_NOTIFIED:
+        snprintf(kind, TIMELINE_KIND_MAX, "notified");
+        if (b->notified->delivered)
+            line_printf(&l, "notified %s (%s) on attempt %u",
+                        b->notified->channel, b->notified->rules,
+                        b->notified->attempts);
+        else
+            line_printf(&l, "notification to %s (%s) failed after %u attempts",
+                        b->notified->channel, b->notified->rules,
+                        b->notified->attempts);
+        line_reason(&l, b->notified->detail);
         break;
     default: ENSURE(!"kind checked by incident_body_check");
     }

@@ -62,20 +62,45 @@ fail_op(struct commit_op *op, int code, const char *msg)
 static void
 fail_reqs(struct commit_req *list, const struct im_err *e)
 {
-    for (struct commit_req *r = list; r != NULL; r = r->next) {
+    for (struct commit_req *r = list; r != NULL; r = r->next)
         for (size_t i = 0; i < r->ops_count; i++)
             fail_op(&r->ops[i], e->code, im_errmsg(e));
-        if (r->write != NULL) {
-            r->write_code = e->code ? e->code : IM_ESTORE;
-            snprintf(r->write_error, sizeof r->write_error, "%s", im_errmsg(e));
-        }
-    }
 }
 
-static size_t
-req_weight(const struct commit_req *r)
+int
+commit_is_refusal(int code)
 {
-    return r->write != NULL ? r->weight : r->ops_count;
+    return is_refusal(code);
+}
+
+int
+commit_append(struct commit_step *cs, const char *incident, Im__Body *body,
+              char id_out[INCIDENT_ID_MAX + 1], struct im_err *e)
+{
+    Im__Event ev = IM__EVENT__INIT;
+    char id[INCIDENT_ID_MAX + 1];
+    int rv;
+
+    if ((rv = incident_body_check(body, e)) != 0)
+        return rv;
+    if (body->kind_case == IM__BODY__KIND_OPENED) {
+        if ((rv = store_next_id(cs->t, id, e)) != 0)
+            return rv;
+        ev.incident = id;
+    } else {
+        if (incident == NULL || incident[0] == '\0')
+            return im_errf(e, IM_EINVAL, "incident id is required");
+        ev.incident = (char *)incident;
+    }
+    ev.actor = (char *)cs->actor;
+    ev.body = body;
+    rv = store_append_local(cs->t, &ev, &cs->c->clock, cs->now_ms, cs->inc, e);
+    if (rv != 0)
+        return rv;
+    cs->events++;
+    if (id_out != NULL)
+        snprintf(id_out, INCIDENT_ID_MAX + 1, "%s", cs->inc->id);
+    return 0;
 }
 
 static int
@@ -90,6 +115,15 @@ apply_op(struct committer *c, struct store_txn *t, const char *actor,
     int rv;
 
     im_errclear(e);
+    if (op->step != NULL) {
+        struct commit_step cs = {.c = c, .t = t, .actor = actor,
+                                 .now_ms = now_ms, .inc = inc};
+        if ((rv = op->step(&cs, op->step_arg)) != 0)
+            return rv;
+        op->code = 0;
+        op->events = cs.events;
+        return 0;
+    }
     if ((rv = incident_body_check(op->body, e)) != 0) {
         fail_op(op, rv, im_errmsg(e));
         return 0;
@@ -140,22 +174,14 @@ run_txn(struct committer *c, struct commit_req *list, struct incident *inc,
     if ((rv = store_write_begin(c->store, &t, e)) != 0)
         return rv;
     for (struct commit_req *r = list; r != NULL; r = r->next) {
-        if (r->write != NULL) {
-            r->write_code = 0;
-            if ((rv = r->write(r, &t, &c->clock, now_ms, e)) != 0) {
-                store_abort(&t);
-                return rv;
-            }
-            events++;
-            continue;
-        }
         for (size_t i = 0; i < r->ops_count; i++) {
             ops++;
             if ((rv = apply_op(c, &t, r->actor, &r->ops[i], inc, now_ms, e)) != 0) {
                 store_abort(&t);
                 return rv;
             }
-            events += r->ops[i].code == 0;
+            events += r->ops[i].step != NULL ? r->ops[i].events
+                                             : r->ops[i].code == 0;
         }
     }
     if ((rv = store_commit(&t, c->site_key, e)) != 0)
@@ -224,11 +250,11 @@ writer_main(void *arg)
         /* Take what is waiting, up to one batch: whoever arrived during
          * the last fsync shares the next one. */
         batch = last = c->head;
-        ops = req_weight(batch);
+        ops = batch->ops_count;
         while (last->next != NULL &&
-               ops + req_weight(last->next) <= COMMIT_BATCH_OPS_MAX) {
+               ops + last->next->ops_count <= COMMIT_BATCH_OPS_MAX) {
             last = last->next;
-            ops += req_weight(last);
+            ops += last->ops_count;
         }
         c->head = last->next;
         if (c->head == NULL)
@@ -286,14 +312,13 @@ commit_start_with(struct committer *c, struct store *s,
 int
 commit_submit(struct committer *c, struct commit_req *r)
 {
-    if (r->write != NULL ? (r->ops_count != 0 || r->weight == 0 ||
-                            r->weight > COMMIT_BATCH_OPS_MAX)
-                         : (r->ops_count == 0 || r->ops_count > REQ_OPS_MAX))
+    if (r->ops_count == 0 || r->ops_count > REQ_OPS_MAX)
         return IM_ETOOBIG;
     for (size_t i = 0; i < r->ops_count; i++) {
         r->ops[i].result = NULL;
         r->ops[i].result_size = 0;
         r->ops[i].code = 0;
+        r->ops[i].events = 0;
     }
     r->next = NULL;
     pthread_mutex_lock(&c->mu);
@@ -301,7 +326,7 @@ commit_submit(struct committer *c, struct commit_req *r)
         pthread_mutex_unlock(&c->mu);
         return IM_ECLOSED;
     }
-    if (c->queued_ops + req_weight(r) > COMMIT_QUEUE_MAX) {
+    if (c->queued_ops + r->ops_count > COMMIT_QUEUE_MAX) {
         pthread_mutex_unlock(&c->mu);
         return IM_EBUSY;
     }
@@ -310,7 +335,7 @@ commit_submit(struct committer *c, struct commit_req *r)
     else
         c->head = r;
     c->tail = r;
-    c->queued_ops += req_weight(r);
+    c->queued_ops += r->ops_count;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return 0;

@@ -24,33 +24,34 @@
 #include "keys.h"
 #include "store.h"
 
-/* One write: append body to incident ("" for an opening). */
+struct commit_step;
+
+/* One write: append body to incident ("" for an opening), or run `step`. */
 struct commit_op {
     const char *incident;   /* borrowed from the caller until done() */
     Im__Body *body;         /* borrowed */
+    /* Instead of appending body: a step run inside the write transaction,
+     * which reads the store and appends any number of events with
+     * commit_append() (alert intake, occurrence flushes, delivery
+     * records), or stores replicated events (node/peer.c; it counts them
+     * in cs->events so that on_commit wakes the replication links). It returns 0 when it has its answer, refusals included,
+     * which it keeps in step_arg (no packed result is made); any other
+     * code fails the transaction, after which the step may run again in a
+     * transaction of its own, so it must reset its outputs on entry. */
+    int (*step)(struct commit_step *cs, void *step_arg);
+    void *step_arg;
     /* Output, valid in done(): a packed Im__Result (malloc'd; the caller
      * frees it) answering this op. */
     uint8_t *result;
     size_t result_size;
     int code;               /* the result's code */
+    uint64_t events;        /* step: events it appended */
 };
 
 struct commit_req {
     const char *actor;      /* borrowed: who caused the events */
     struct commit_op *ops;
     size_t ops_count;
-    /* Instead of ops (ops_count 0): custom work in the batch's write
-     * transaction, such as storing replicated events. It returns 0, having
-     * recorded its own outcome in its request, or a failure of the
-     * transaction (which is then retried with this request alone, like
-     * ops). weight (1..COMMIT_BATCH_OPS_MAX) stands for ops_count in
-     * batching. write_code is set after the commit: 0, or why the
-     * transaction failed (nothing of it is durable). */
-    int (*write)(struct commit_req *req, struct store_txn *t, struct hlc *clk,
-                 uint64_t now_ms, struct im_err *e);
-    size_t weight;
-    int write_code;
-    char write_error[IM_ERRMSG_MAX];
     /* Called on the writer thread once every op has its result. Must not
      * block: hand the reply to another thread. */
     void (*done)(struct commit_req *req);
@@ -76,6 +77,28 @@ struct committer {
     /* Counters for metrics and benchmarks. */
     _Atomic uint64_t commits, events, failures, batch_ops_max;
 };
+
+/* What a step sees: the open write transaction and the clock. */
+struct commit_step {
+    struct committer *c;
+    struct store_txn *t;
+    const char *actor;
+    uint64_t now_ms;        /* wall clock of this transaction */
+    struct incident *inc;   /* scratch: the incident after the last append */
+    uint64_t events;        /* events appended by this step */
+};
+
+/* Appends body to incident (NULL or "" with an opening: the next id is
+ * assigned and written to id_out, which may be NULL otherwise). On 0,
+ * cs->inc holds the incident after the event. A refusal of the fold
+ * (IM_ESTATE, IM_ESTALE, IM_EINVAL, ...) writes nothing and is returned
+ * with e saying why; the step decides what it means. Other codes are
+ * failures of the transaction: return them. */
+int commit_append(struct commit_step *cs, const char *incident, Im__Body *body,
+                  char id_out[INCIDENT_ID_MAX + 1], struct im_err *e);
+
+/* 1 if code is a refusal of one event (the transaction goes on). */
+int commit_is_refusal(int code);
 
 /* Starts the writer thread. site_key signs checkpoints; both are borrowed
  * for the committer's lifetime. */

@@ -1,8 +1,12 @@
 /* devmode: see devmode.h. */
 #include "devmode.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +51,33 @@ write_file(const char *path, const char *text, mode_t mode, struct im_err *e)
     return 0;
 }
 
+/* A loopback port nothing listens on now (the kernel's choice). */
+static int
+free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t n = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+    if (fd < 0)
+        return -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &n) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* 32 hex digits of randomness: an integration key or token. */
+static void
+token(char out[33])
+{
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(out, 33, rnd, sizeof rnd);
+}
+
 int
 devmode_prepare(const char *dir, const char *site, const char *listen,
                 struct config *cfg, struct im_err *e)
@@ -54,8 +85,9 @@ devmode_prepare(const char *dir, const char *site, const char *listen,
     char abs[PATH_MAX], conf[PATH_MAX_IM + 16], path[PATH_MAX_IM + 16];
     char site_up[SITE_CODE_MAX + 1], site_pk[KEY_PUB_TEXT_MAX],
         admin_pk[KEY_PUB_TEXT_MAX];
-    char text[4096];
+    char text[8192], pd_key[33], am_token[33], api_token[33];
     struct im_key site_key, admin_key;
+    int http_port;
     size_t n = strlen(site);
     int rv;
 
@@ -89,6 +121,12 @@ devmode_prepare(const char *dir, const char *site, const char *listen,
             return rv;
         key_pub_encode(site_key.pk, site_pk);
         key_pub_encode(admin_key.pk, admin_pk);
+        if ((http_port = free_port()) < 0)
+            return im_errf(e, IM_EIO, "no free loopback port for HTTP: %s",
+                           strerror(errno));
+        token(pd_key);
+        token(am_token);
+        token(api_token);
         snprintf(text, sizeof text,
                  "# Incident Mesh node, written by 'imnode --dev'.\n"
                  "# Edit freely: it is read at every start.\n"
@@ -104,9 +142,33 @@ devmode_prepare(const char *dir, const char *site, const char *listen,
                  "\n"
                  "[operator admin]\n"
                  "pubkey = %s\n"
-                 "role = admin\n",
+                 "role = admin\n"
+                 "\n"
+                 "# HTTP: alert intake, JSON API, /metrics, /status\n"
+                 "# (docs/http-api.md).\n"
+                 "[http]\n"
+                 "listen = http://127.0.0.1:%d\n"
+                 "\n"
+                 "# POST /v2/enqueue with this routing_key.\n"
+                 "[integration pagerduty]\n"
+                 "type = pagerduty\n"
+                 "key = %s\n"
+                 "service = dev\n"
+                 "\n"
+                 "# POST /api/v1/alertmanager with Authorization: Bearer TOKEN.\n"
+                 "[integration alertmanager]\n"
+                 "type = alertmanager\n"
+                 "token = %s\n"
+                 "service = dev\n"
+                 "\n"
+                 "# /api/v1/incidents with Authorization: Bearer TOKEN.\n"
+                 "[integration api]\n"
+                 "type = api\n"
+                 "token = %s\n"
+                 "role = responder\n",
                  site_up, abs, listen ? listen : CONFIG_LISTEN_DEFAULT,
-                 site_up, site_up, site_pk, admin_pk);
+                 site_up, site_up, site_pk, admin_pk, http_port, pd_key,
+                 am_token, api_token);
         if ((rv = write_file(conf, text, 0600, e)) != 0)
             return rv;
     }
@@ -125,11 +187,21 @@ devmode_prepare(const char *dir, const char *site, const char *listen,
     return 0;
 }
 
+/* The key of the first integration of a type ("" if none). */
+static const char *
+integ_key(const struct config *cfg, enum integ_type t)
+{
+    for (size_t i = 0; i < cfg->integrations_count; i++)
+        if (cfg->integrations[i].type == t)
+            return cfg->integrations[i].key;
+    return "";
+}
+
 int
 devmode_announce(const struct config *cfg, struct im_err *e)
 {
-    char env[PATH_MAX_IM * 2 + 256], path[PATH_MAX_IM + 16],
-        key[PATH_MAX_IM + 16], shown[PATH_MAX_IM * 2 + 256];
+    char env[PATH_MAX_IM * 2 + 1024], path[PATH_MAX_IM + 16],
+        key[PATH_MAX_IM + 16], shown[PATH_MAX_IM * 2 + 1024];
     int rv;
 
     snprintf(key, sizeof key, "%s/admin.key", cfg->node.data);
@@ -138,6 +210,25 @@ devmode_announce(const struct config *cfg, struct im_err *e)
     snprintf(shown, sizeof shown,
              "  export IM_NODE='%s'\n  export IM_KEY='%s'\n", cfg->node.listen,
              key);
+    if (cfg->http.listen[0] != '\0') {
+        /* Tokens are secrets, but this is a dev node on loopback whose
+         * config (mode 0600) holds them anyway. */
+        const char *vars[4][2] = {
+            {"IM_HTTP", cfg->http.listen},
+            {"IM_PD_KEY", integ_key(cfg, INTEG_PAGERDUTY)},
+            {"IM_AM_TOKEN", integ_key(cfg, INTEG_ALERTMANAGER)},
+            {"IM_API_TOKEN", integ_key(cfg, INTEG_API)},
+        };
+        for (int i = 0; i < 4; i++) {
+            size_t n = strlen(env), m = strlen(shown);
+            if (vars[i][1][0] == '\0')
+                continue;
+            snprintf(env + n, sizeof env - n, "export %s='%s'\n", vars[i][0],
+                     vars[i][1]);
+            snprintf(shown + m, sizeof shown - m, "  export %s='%s'\n",
+                     vars[i][0], vars[i][1]);
+        }
+    }
     snprintf(path, sizeof path, "%s/env", cfg->node.data);
     if ((rv = write_file(path, env, 0644, e)) != 0)
         return rv;
@@ -155,8 +246,19 @@ devmode_announce(const struct config *cfg, struct im_err *e)
            "--impact high --urgency medium\n"
            "  bin/imctl list\n"
            "  bin/imctl --help\n"
+           "%s"
            "\n",
-           cfg->node.site, cfg->node.data, cfg->node.listen, path, shown);
+           cfg->node.site, cfg->node.data, cfg->node.listen, path, shown,
+           cfg->http.listen[0] != '\0'
+               ? "\nAlerts (see README: Alert intake):\n"
+                 "  curl -s -H 'Content-Type: application/json' "
+                 "\"$IM_HTTP/v2/enqueue\" -d \"{\\\"routing_key\\\": "
+                 "\\\"$IM_PD_KEY\\\", \\\"event_action\\\": \\\"trigger\\\", "
+                 "\\\"payload\\\": {\\\"summary\\\": \\\"disk full\\\", "
+                 "\\\"source\\\": \\\"db1\\\", \\\"severity\\\": "
+                 "\\\"critical\\\"}}\"\n"
+                 "  status page: $IM_HTTP/status\n"
+               : "");
     fflush(stdout);
     return 0;
 }

@@ -14,14 +14,17 @@
 #include "commit.h"
 #include "config.h"
 #include "devmode.h"
+#include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "peer.h"
 #include "store.h"
 
 static const char usage[] =
     "usage: imnode --config FILE\n"
-    "       imnode --dev [--data DIR] [--site CODE] [--listen URL]\n"
+    "       imnode --dev [--data DIR] [--site CODE] [--listen URL] [--http URL]\n"
     "       imnode check (--config FILE | --data DIR) [--acked FILE]\n"
     "       imnode --help | --version\n"
     "\n"
@@ -38,6 +41,8 @@ static const char usage[] =
     "  --site CODE     site code for --dev (default " DEVMODE_SITE_DEFAULT ")\n"
     "  --listen URL    API address, e.g. tcp://127.0.0.1:7400 (overrides the\n"
     "                  config)\n"
+    "  --http URL      HTTP address, e.g. http://127.0.0.1:7480 (overrides the\n"
+    "                  config's [http] listen)\n"
     "\n"
     "  check           verify a stopped node's store: hash chains, checkpoint\n"
     "                  signatures, every incident against a fresh fold of its\n"
@@ -75,6 +80,9 @@ run_node(struct config *cfg, int dev)
     struct committer commit;
     struct peers peers;
     struct api api;
+    struct metrics metrics;
+    struct http_server http = {0};
+    struct notifier notifier;
     sigset_t sigs;
     char tag[32];
     int sig = 0;
@@ -93,43 +101,69 @@ run_node(struct config *cfg, int dev)
     if (store_open(&store, cfg->node.data, cfg->node.site, cfg->node.map_size,
                    &e) != 0)
         goto fail;
+    /* The outbox derives from every event stored, local or replicated:
+     * hook it in before the first write. */
+    metrics_init(&metrics);
+    notify_init(&notifier, cfg, &store, &commit, &metrics);
+    store.derive = notify_derive;
+    store.derive_arg = &notifier;
     peers_init(&peers);
     if (commit_start_with(&commit, &store, &site_key, peers_notify, &peers,
                           &e) != 0)
         goto fail_store;
-    if (peers_start(&peers, cfg, &store, &commit, &site_key, &e) != 0)
+    if (notify_start(&notifier, &e) != 0)
         goto fail_commit;
+    if (peers_start(&peers, cfg, &store, &commit, &site_key, &e) != 0)
+        goto fail_notify;
     if (api_start(&api, cfg, &store, &commit, &peers, &e) != 0)
         goto fail_peers;
-    if (dev && devmode_announce(cfg, &e) != 0)
+    metrics_register(&metrics, metrics_collect_store, &store);
+    metrics_register(&metrics, metrics_collect_commit, &commit);
+    metrics_register(&metrics, peers_metrics, &peers);
+    if (cfg->http.listen[0] != '\0' &&
+        http_start(&http, cfg, &store, &commit, &metrics, &e) != 0)
         goto fail_api;
+    if (dev && devmode_announce(cfg, &e) != 0)
+        goto fail_http;
     log_info("serving site %s on %s (data %s)", cfg->node.site,
              cfg->node.listen, cfg->node.data);
+    if (cfg->http.listen[0] != '\0')
+        log_info("http on %s", cfg->http.listen);
 
     while (sigwait(&sigs, &sig) != 0)
         ;
     log_info("signal %d: stopping", sig);
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
+    http_close(&http);
+    notify_stop(&notifier);
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
     api_free(&api);
+    http_free(&http);
     peers_fini(&peers);
+    metrics_fini(&metrics);
     store_close(&store);
     sodium_memzero(&site_key, sizeof site_key);
     log_info("stopped");
     return 0;
 
+fail_http:
+    http_close(&http);
 fail_api:
+    notify_stop(&notifier);
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
     api_free(&api);
+    http_free(&http);
     peers_fini(&peers);
     goto fail_store;
 fail_peers:
     peers_close(&peers);
+fail_notify:
+    notify_stop(&notifier);
 fail_commit:
     commit_stop(&commit);
     peers_fini(&peers);
@@ -262,13 +296,14 @@ main(int argc, char **argv)
         {"data", required_argument, NULL, 'D'},
         {"site", required_argument, NULL, 's'},
         {"listen", required_argument, NULL, 'l'},
+        {"http", required_argument, NULL, 'H'},
         {"acked", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *data = NULL, *site = NULL,
-               *listen = NULL, *acked = NULL;
+               *listen = NULL, *acked = NULL, *http = NULL;
     int dev = 0, check = 0, c, rv;
     struct config *cfg;
     struct im_err e = {0};
@@ -286,6 +321,7 @@ main(int argc, char **argv)
         case 'D': data = optarg; break;
         case 's': site = optarg; break;
         case 'l': listen = optarg; break;
+        case 'H': http = optarg; break;
         case 'a': acked = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("imnode %s\n", IM_VERSION); return 0;
@@ -342,6 +378,13 @@ main(int argc, char **argv)
         rv = config_load(cfg, config_path, &e);
         if (rv == 0 && listen != NULL)
             snprintf(cfg->node.listen, sizeof cfg->node.listen, "%s", listen);
+    }
+    if (rv == 0 && http != NULL) {
+        if (strncmp(http, "http://", 7) != 0 || strlen(http) > URL_MAX)
+            rv = im_errf(&e, IM_EINVAL, "--http must be http://HOST:PORT, not "
+                                        "'%.64s'", http);
+        else
+            snprintf(cfg->http.listen, sizeof cfg->http.listen, "%s", http);
     }
     if (rv != 0) {
         fprintf(stderr, "imnode: %s\n", im_errmsg(&e));

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- shared ---- */
 
@@ -52,22 +53,30 @@ pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
  * the replicated events share the group commit with local writes. */
 struct apply_req {
     struct commit_req r;
+    struct commit_op op;
     struct repl_verified *v;
     size_t n;
     int *codes;
     uint64_t applied;
+    struct im_err err;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int done;
 };
 
 static int
-apply_write(struct commit_req *r, struct store_txn *t, struct hlc *clk,
-            uint64_t now_ms, struct im_err *e)
+apply_step(struct commit_step *cs, void *arg)
 {
-    struct apply_req *a = r->arg;
-    return repl_ranges_apply(t, a->v, a->n, clk, now_ms, a->codes, &a->applied,
-                             e);
+    struct apply_req *a = arg;
+    int rv;
+
+    /* A step may run again alone after its batch failed: start clean. */
+    a->applied = 0;
+    im_errclear(&a->err);
+    rv = repl_ranges_apply(cs->t, a->v, a->n, &cs->c->clock, cs->now_ms,
+                           a->codes, &a->applied, &a->err);
+    cs->events += a->applied;
+    return rv;
 }
 
 static void
@@ -86,19 +95,16 @@ apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
 {
     struct peers *p = arg;
     struct apply_req a;
-    size_t weight = 0;
     int rv;
 
     memset(&a, 0, sizeof a);
-    for (size_t i = 0; i < n; i++)
-        weight += v[i].count;
     a.v = v;
     a.n = n;
     a.codes = codes;
-    a.r.write = apply_write;
-    a.r.weight = weight < 1 ? 1
-                 : weight > COMMIT_BATCH_OPS_MAX ? COMMIT_BATCH_OPS_MAX
-                                                 : weight;
+    a.op.step = apply_step;
+    a.op.step_arg = &a;
+    a.r.ops = &a.op;
+    a.r.ops_count = 1;
     a.r.done = apply_done;
     a.r.arg = &a;
     a.r.actor = "replication";
@@ -112,9 +118,16 @@ apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
     while (!a.done)
         pthread_cond_wait(&a.cv, &a.mu);
     pthread_mutex_unlock(&a.mu);
-    if ((rv = a.r.write_code) != 0)
-        im_errf(e, rv, "%s", a.r.write_error);
-    *applied = a.applied;
+    if ((rv = a.op.code) != 0) {
+        /* The transaction failed (disk or map full...): nothing stored. */
+        if (a.err.code != 0)
+            *e = a.err;
+        else
+            im_errf(e, rv, "store: %s", im_strerror(rv));
+        rv = e->code;
+    }
+    free(a.op.result);
+    *applied = rv == 0 ? a.applied : 0;
 out:
     pthread_cond_destroy(&a.cv);
     pthread_mutex_destroy(&a.mu);
@@ -981,4 +994,85 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
             chan_count_into(out[p->sessions[i].link].chan_rejected,
                             &p->sessions[i].cs);
     pthread_mutex_unlock(&p->srv_mu);
+}
+
+void
+peers_metrics(void *arg, struct metrics_out *o)
+{
+    struct peers *p = arg;
+    struct peer_status *st = calloc(SITES_MAX, sizeof *st);
+    uint64_t node_rej[PEER_REJECT_COUNT];
+    size_t n = 0;
+    if (st == NULL)
+        return;
+    peers_status(p, st, &n, node_rej);
+    metrics_family(o, "im_repl_peer_up", "gauge",
+                   "1 if the replication link to the peer is up.");
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(o, "im_repl_peer_up", (uint64_t)st[i].connected, "peer",
+                       st[i].site, NULL);
+    metrics_family(o, "im_repl_lag_ms", "gauge",
+                   "Latest replication lag to the peer: its acknowledgement "
+                   "time minus the HLC time of the newest event pushed.");
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(o, "im_repl_lag_ms", st[i].lag_ms, "peer", st[i].site,
+                       NULL);
+    metrics_family(o, "im_repl_lag_p99_ms", "gauge",
+                   "p99 of the replication lag over the last samples.");
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(o, "im_repl_lag_p99_ms", st[i].lag_p99_ms, "peer",
+                       st[i].site, NULL);
+    metrics_family(o, "im_repl_events_behind", "gauge",
+                   "Events of an origin we hold and the peer lacks, as of "
+                   "its last reply.");
+    for (size_t i = 0; i < n; i++) {
+        MDB_txn *txn;
+        struct store_vv ours;
+        struct im_err e = {0};
+        if (!st[i].theirs_known || store_read_begin(p->store, &txn, &e) != 0)
+            continue;
+        if (store_vector(txn, p->store, &ours) == 0)
+            for (size_t k = 0; k < ours.count; k++) {
+                uint64_t t = store_vv_seq(&st[i].theirs, ours.e[k].origin);
+                metrics_sample(o, "im_repl_events_behind",
+                               ours.e[k].head.seq > t ? ours.e[k].head.seq - t : 0,
+                               "peer", st[i].site, "origin", ours.e[k].origin,
+                               NULL);
+            }
+        store_read_end(txn);
+    }
+    metrics_family(o, "im_repl_bytes_total", "counter",
+                   "Bytes on the replication links, by direction.");
+    for (size_t i = 0; i < n; i++) {
+        metrics_sample(o, "im_repl_bytes_total", st[i].bytes_in, "peer",
+                       st[i].site, "direction", "in", NULL);
+        metrics_sample(o, "im_repl_bytes_total", st[i].bytes_out, "peer",
+                       st[i].site, "direction", "out", NULL);
+    }
+    metrics_family(o, "im_repl_events_total", "counter",
+                   "Events replicated: received from the peer and stored "
+                   "(in), sent and stored by the peer (out).");
+    for (size_t i = 0; i < n; i++) {
+        metrics_sample(o, "im_repl_events_total", st[i].events_in, "peer",
+                       st[i].site, "direction", "in", NULL);
+        metrics_sample(o, "im_repl_events_total", st[i].events_out, "peer",
+                       st[i].site, "direction", "out", NULL);
+    }
+    metrics_family(o, "im_repl_rejected_total", "counter",
+                   "Frames and ranges rejected (dropped, never applied), by "
+                   "peer and reason; peer \"\" before a peer was known.");
+    for (size_t i = 0; i < n; i++) {
+        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
+            metrics_sample(o, "im_repl_rejected_total", st[i].chan_rejected[r],
+                           "peer", st[i].site, "reason", chan_reject_name(r),
+                           NULL);
+        for (int r = 0; r < REPL_R_COUNT; r++)
+            metrics_sample(o, "im_repl_rejected_total", st[i].repl_rejected[r],
+                           "peer", st[i].site, "reason", repl_reason_name(r),
+                           NULL);
+    }
+    for (int r = 0; r < PEER_REJECT_COUNT; r++)
+        metrics_sample(o, "im_repl_rejected_total", node_rej[r], "peer", "",
+                       "reason", peer_reject_name(r), NULL);
+    free(st);
 }

@@ -178,4 +178,9 @@ void peers_fini(struct peers *p);
 void peers_status(struct peers *p, struct peer_status *out, size_t *count,
                   uint64_t *node_rejected);
 
+/* /metrics collector (node/metrics.h; arg: struct peers *): link up,
+ * lag, events behind per origin, bytes, events, rejections by reason. */
+struct metrics_out;
+void peers_metrics(void *arg, struct metrics_out *o);
+
 #endif

@@ -15,6 +15,8 @@
 #include "store.h"
 
 #include <errno.h>
+
+#include "alerts.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <sodium.h>
@@ -27,7 +29,7 @@
 #define HEAD_VALUE (8 + STORE_HASH_BYTES + 8)
 #define IDX_KEY_MAX (1 + SERVICE_MAX + 1 + 1 + 1 + 8 + INCIDENT_ID_MAX)
 #define INC_EV_KEY_MAX (INCIDENT_ID_MAX + 1 + 8 + ORIGIN_KEY + 8)
-#define STORE_DBS 7
+#define STORE_DBS 10
 
 _Static_assert(SITE_CODE_MAX == ORIGIN_KEY, "origin keys are one site code");
 _Static_assert(IDX_KEY_MAX <= 511, "LMDB's default key size limit");
@@ -95,6 +97,12 @@ from_mdb(struct store *s, int rv, struct im_err *e, const char *what)
 }
 
 int
+store_mdb_error(struct store *s, int rv, struct im_err *e, const char *what)
+{
+    return from_mdb(s, rv, e, what);
+}
+
+int
 store_open(struct store *s, const char *dir, const char *site,
            uint64_t map_size, struct im_err *e)
 {
@@ -109,6 +117,9 @@ store_open(struct store *s, const char *dir, const char *site,
         {"incidents", offsetof(struct store, incidents)},
         {"idx", offsetof(struct store, idx)},
         {"meta", offsetof(struct store, meta)},
+        {"alerts", offsetof(struct store, alerts)},
+        {"alert_pending", offsetof(struct store, alert_pending)},
+        {"outbox", offsetof(struct store, outbox)},
     };
     MDB_txn *txn;
     MDB_val k, v;
@@ -753,8 +764,16 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
         rv = from_mdb(s, rv, e, "write incident");
         goto out;
     }
-    if ((rv = note_appended(t, s->site)) != 0)
+    if ((rv = note_appended(t, s->site)) != 0) {
         rv = im_errf(e, rv, "too many origins in one transaction");
+        goto out;
+    }
+    /* Tables derived from events, in the same transaction as the event:
+     * a crash cannot separate them. */
+    if ((rv = alerts_index_event(t, ev, e)) != 0)
+        goto out;
+    if (s->derive != NULL)
+        rv = s->derive(s->derive_arg, t, old, inc, ev, e);
 out:
     free(old);
     return rv;
@@ -870,6 +889,13 @@ store_append_remote(struct store_txn *t, const Im__Event *ev,
     } else {
         rv = im_errf(e, rv, "%s", im_errmsg(&ee));
     }
+    /* Derived tables follow replicated events exactly as local ones, in
+     * the same transaction. An incident whose opening has not arrived yet
+     * has no state to derive from; its opening will. */
+    if (rv == 0)
+        rv = alerts_index_event(t, ev, e);
+    if (rv == 0 && s->derive != NULL && inc->id[0] != '\0')
+        rv = s->derive(s->derive_arg, t, old, inc, ev, e);
 out:
     free(old);
     free(inc);

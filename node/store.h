@@ -11,6 +11,12 @@
  *   incidents   id -> encoded Incident (materialised state, no timeline)
  *   idx         secondary indexes for listing (rank, state, service)
  *   meta        schema version, this site's incident counter
+ *   alerts      alert keys -> incidents, derived from alert events
+ *               (node/alerts.c)
+ *   alert_pending  occurrences acknowledged but not yet summarised in an
+ *               event (local; node/alerts.c)
+ *   outbox      notifications waiting to be sent, derived from events
+ *               through the derive hook (node/notify.c)
  *
  * Writes go through one write transaction at a time (the committer's
  * thread); reads use their own read-only transactions from any thread.
@@ -33,9 +39,25 @@
 #define STORE_HASH_BYTES 32
 #define STORE_SCHEMA_VERSION 1
 
+struct store_txn;
+
+/* Called inside the write transaction after each event is stored, with
+ * the incident before (id "" for an opening) and after: node modules
+ * derive their tables from events here (the notification outbox). Whatever
+ * stores events (local appends, and replication for events from other
+ * sites) calls it, so that derived tables follow the log. A non-zero
+ * return fails the transaction. */
+typedef int (*store_derive_fn)(void *arg, struct store_txn *t,
+                               const struct incident *before,
+                               const struct incident *after,
+                               const Im__Event *ev, struct im_err *e);
+
 struct store {
     MDB_env *env;
     MDB_dbi events, heads, checkpoints, inc_events, incidents, idx, meta;
+    MDB_dbi alerts, alert_pending, outbox;
+    store_derive_fn derive;         /* NULL: none; set before writes start */
+    void *derive_arg;
     char site[SITE_CODE_MAX + 1];
     char dir[PATH_MAX_IM + 1];
     uint64_t map_size;
@@ -166,6 +188,12 @@ typedef int (*store_event_fn)(void *arg, uint64_t seq, const uint8_t *bytes,
 int store_events_visit(MDB_txn *txn, struct store *s, const char *origin,
                        uint64_t from, uint64_t to, store_event_fn fn,
                        void *arg);
+
+/* Translates an LMDB (or errno) code into an IM_E* code with context:
+ * MDB_NOTFOUND -> IM_ENOTFOUND, MDB_MAP_FULL -> IM_EFULL ("raise
+ * map_size"), ENOSPC -> IM_ENOSPC, ... For modules that keep tables in the
+ * store (node/alerts.c, node/notify.c). */
+int store_mdb_error(struct store *s, int rv, struct im_err *e, const char *what);
 
 /* ---- read side ---- */
 
