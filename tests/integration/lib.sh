@@ -110,6 +110,20 @@ node_stop() {
     return 0
 }
 
+# free_base: a base port with 30 free ports above it (for deploy/cluster).
+free_base() {
+    local b p used
+    for _ in $(seq 1 50); do
+        b=$((30000 + (RANDOM % 2500) * 10))
+        used=0
+        for p in $(seq "$b" $((b + 29))); do
+            ss -ltn "sport = :$p" 2>/dev/null | grep -q LISTEN && used=1
+        done
+        [ $used = 0 ] && { echo "$b"; return; }
+    done
+    echo 39000
+}
+
 # converge NAME: waits up to 30 s until the caller's `vectors` function
 # prints the same non-empty version vector for every site.
 converge() {

@@ -44,7 +44,7 @@ ip link add "$VH" type veth peer name "$VN" &&
 
 # Keys and configs from deploy/cluster, then the peer addresses moved onto
 # the veth: AMS and NYC on the host side, SGP inside the namespace.
-B=$((30000 + (RANDOM % 2500) * 10))
+B=$(free_base)
 BIN=$PWD/$BIN deploy/cluster up --sites ams,nyc,sgp --dir "$CL" --port "$B" >"$TMP/up.log" 2>&1 ||
     { bad "cluster up: $(tail -5 "$TMP/up.log")"; summary partition; exit 1; }
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1

@@ -21,19 +21,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A base port with 30 free ports above it.
-free_base() {
-    local b p used
-    for _ in $(seq 1 50); do
-        b=$((30000 + (RANDOM % 2500) * 10))
-        used=0
-        for p in $(seq "$b" $((b + 29))); do
-            ss -ltn "sport = :$p" 2>/dev/null | grep -q LISTEN && used=1
-        done
-        [ $used = 0 ] && { echo "$b"; return; }
-    done
-    echo 39000
-}
 
 cluster() { BIN=$PWD/$BIN deploy/cluster "$@" --dir "$CL"; }
 node_of() { jq -r --arg s "$1" '.sites[] | select(.code == $s) | .node.api' "$CL/cluster.json"; }

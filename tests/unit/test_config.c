@@ -219,7 +219,7 @@ TEST(errors_of_structure)
     FAILS("[node] # a comment\n", 1, "malformed section header");
     FAILS("[]\n", 1, "unknown section []");
     FAILS("[nodes]\n", 1,
-          "unknown section [nodes] (known: node, site CODE, operator NAME)");
+          "unknown section [nodes] (known: node, site CODE, operator NAME, ");
     FAILS("[Node]\n", 1, "unknown section [Node]");
     FAILS("[node x]\n", 1, "[node] takes no name");
     FAILS("[node]\nsite = AMS\n\n[node]\n", 4, "[node] appears twice");
