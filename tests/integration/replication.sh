@@ -61,6 +61,8 @@ expect "cluster up" 0 "3 sites up" cluster up --sites ams,nyc,sgp --port "$BASE"
 jq_check "cluster.json lists every node" "$(cat "$CL/cluster.json")" \
     '(.sites | length) == 3 and all(.sites[]; .node.pid > 0 and (.node.cmd | length) == 3) and (.admin_key | length) > 0'
 expect "cluster status" 0 "AMS:up" cluster status
+jq_check "cluster.json lists HTTP and integrations" "$(cat "$CL/cluster.json")" \
+    'all(.sites[]; (.node.http | startswith("http://")) and (.integrations.pagerduty.routing_key | length) == 32 and (.integrations.alertmanager.token | length) == 32)'
 run cluster status --bogus
 [ "$RC" = 2 ] && [[ $ERR == "cluster: unknown option '--bogus'"* ]] && ok ||
     bad "cluster refuses a bad option: exit $RC: $ERR"
@@ -77,8 +79,14 @@ ctl nyc note AMS-1 "seen from NYC" >/dev/null 2>&1 || {
     ctl nyc note AMS-1 "seen from NYC" >/dev/null || bad "note from nyc on AMS-1"
 }
 ctl ams ack AMS-2 >/dev/null || bad "ack at ams"
+# An alert taken in over HTTP at NYC is an incident everywhere.
+pd=$(jq -r '.sites[] | select(.code == "nyc") | .integrations.pagerduty' "$CL/cluster.json")
+code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST -H 'Content-Type: application/json' \
+    "$(jq -r .url <<<"$pd")" -d "{\"routing_key\":\"$(jq -r .routing_key <<<"$pd")\",\"event_action\":\"trigger\",\"payload\":{\"summary\":\"replicated alert\",\"source\":\"db1\",\"severity\":\"error\"}}")
+[ "$code" = 202 ] && ok || bad "PagerDuty trigger at NYC: HTTP $code"
 converge "writes at three sites"
 same_state "after writes at three sites"
+expect "an alert taken in at NYC shows at SGP" 0 "replicated alert" ctl sgp list --site NYC
 expect "show a remote incident" 0 "seen from NYC" ctl sgp show AMS-1
 expect "list --site at another site" 0 "NYC-3" ctl ams list --site NYC
 jq_check "peers shows connected links" "$(ctl ams peers --json)" \
