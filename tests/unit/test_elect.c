@@ -8,7 +8,7 @@
 #include "clock.h"
 #include "elect.h"
 
-#define NOW 1795600000000ULL /* 2026-11-24T09:06:40Z */
+#define NOW 1795600000000ULL /* 2026-11-25T09:46:40Z */
 
 static struct tz *ams_tz, *nyc_tz;
 
@@ -103,7 +103,7 @@ TEST(origin_owns_while_up)
     struct elect_result r;
     reset();
     struct elect_site *ams = site("AMS", 1, 9, "alice");
-    ams->oncall.until_ms = utc("2026-11-25T08:00:00Z");
+    ams->oncall.until_ms = utc("2026-11-26T08:00:00Z");
     ams->oncall.tz = ams_tz;
     site("NYC", 1, 0, "bob");
     failover(ams, "NYC");
@@ -113,7 +113,7 @@ TEST(origin_owns_while_up)
     CHECK_EQ_STR(r.manager, "alice");
     CHECK_EQ_INT(r.rule, ELECT_RULE_ORIGIN);
     CHECK_EQ_STR(r.reason, "AMS is the origin and is up; alice is on call at "
-                           "AMS until 2026-11-25 09:00 Europe/Amsterdam");
+                           "AMS until 2026-11-26 09:00 Europe/Amsterdam");
     /* No service at all: the same. */
     in.service = NULL;
     REQUIRE(elect(&in, &r) == 0);
