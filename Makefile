@@ -41,7 +41,8 @@ CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 # The coordinator's pure decisions (on-call, owner election, escalation, the
 # schedule file): no sockets, no clocks; imcoord and the unit tests link them.
 # Time zones come from the tz database through GLib (coord/tz.h says why).
-COORD_LOGIC_SRCS := coord/tz.c coord/oncall.c coord/elect.c coord/escalate.c
+COORD_LOGIC_SRCS := coord/tz.c coord/oncall.c coord/elect.c coord/escalate.c \
+                    coord/schedule.c
 COORD_PKGS := glib-2.0
 COORD_LDLIBS := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 UNIT_TESTS := test_incident \
@@ -60,7 +61,7 @@ LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
 # Unit tests of the coordinator's pure modules.
-UNIT_TESTS += test_tz test_oncall test_elect test_escalate
+UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean
