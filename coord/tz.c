@@ -5,6 +5,7 @@
 #include "tz.h"
 
 #include <glib.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,14 @@ struct tz {
     GTimeZone *gtz;
     char name[TZ_NAME_MAX + 1];
 };
+
+/* GLib keeps opened zones in a cache guarded by its own lock, a futex that
+ * ThreadSanitizer cannot see, so concurrent opens look like races on the
+ * cache's keys. Holding our lock across the two calls that touch the cache
+ * (new and unref) makes the ordering visible and costs nothing: zones are
+ * opened when a schedule is parsed, not per lookup. Lookups on an opened
+ * zone only read it and take no lock. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 is_alpha(char c)
@@ -54,13 +63,17 @@ tz_open(const char *name, struct tz **out, struct im_err *e)
                        "Europe/Amsterdam)",
                        name);
 
+    pthread_mutex_lock(&cache_lock);
     GTimeZone *gtz = g_time_zone_new_identifier(name);
+    pthread_mutex_unlock(&cache_lock);
     if (gtz == NULL)
         return im_errf(e, IM_ENOTFOUND,
                        "unknown time zone '%s' (not in the tz database)", name);
     struct tz *tz = calloc(1, sizeof *tz);
     if (tz == NULL) {
+        pthread_mutex_lock(&cache_lock);
         g_time_zone_unref(gtz);
+        pthread_mutex_unlock(&cache_lock);
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
     tz->gtz = gtz;
@@ -74,7 +87,9 @@ tz_close(struct tz *tz)
 {
     if (tz == NULL)
         return;
+    pthread_mutex_lock(&cache_lock);
     g_time_zone_unref(tz->gtz);
+    pthread_mutex_unlock(&cache_lock);
     free(tz);
 }
 

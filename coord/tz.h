@@ -7,8 +7,9 @@
  * getenv() in the process (libcurl reads proxy variables on its own
  * threads), so no mutex of ours could make it safe. GTimeZone parses TZif
  * (including the POSIX rule in its footer, so 2040 and 2100 are right),
- * keeps its own locked cache, and a zone once opened is immutable: every
- * function below is safe to call from any thread on a shared struct tz.
+ * and a zone once opened is immutable: every function below is safe to
+ * call from any thread, on a shared struct tz too (tz.c says how opening
+ * and closing are serialised).
  *
  * tz_open() is the only function here that reads files. Everything else is
  * pure arithmetic on an opened zone. */
