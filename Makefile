@@ -143,7 +143,7 @@ tsan:
 	$(MAKE) SAN=tsan programs
 
 fmt:
-	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
+	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] coord/*.[ch] tests/unit/*.[ch] tests/bench/*.c
 
 clean:
 	rm -rf build bin

@@ -87,8 +87,10 @@ check_inputs(const struct elect_inputs *in, struct im_err *e)
         if (s->failover == NULL)
             continue;
         if (s->failover->sites_count > SITES_MAX)
-            return im_errf(e, IM_ETOOBIG, "failover order of %s: more than "
-                           "%d sites", s->code, SITES_MAX);
+            return im_errf(e, IM_ETOOBIG,
+                           "failover order of %s: more than "
+                           "%d sites",
+                           s->code, SITES_MAX);
         for (size_t j = 0; j < s->failover->sites_count; j++) {
             if (find_site(in, s->failover->sites[j]) == NULL)
                 return im_errf(e, IM_EINVAL,
@@ -96,8 +98,10 @@ check_inputs(const struct elect_inputs *in, struct im_err *e)
                                "among the sites",
                                s->code, s->failover->sites[j]);
             if (j > 0 && s->failover->tier[j] < s->failover->tier[j - 1])
-                return im_errf(e, IM_EINVAL, "failover order of %s: tiers "
-                               "out of order", s->code);
+                return im_errf(e, IM_EINVAL,
+                               "failover order of %s: tiers "
+                               "out of order",
+                               s->code);
         }
     }
     if (in->origin == NULL || find_site(in, in->origin) == NULL)
@@ -142,8 +146,10 @@ add_down(struct text *t, const struct elect_site *s, uint64_t now_ms)
         text_add(t, "%s is down (silent %s > lease %s)", s->code, silent,
                  lease);
     else
-        text_add(t, "%s is down (declared down; last heard %s ago, lease "
-                 "%s)", s->code, silent, lease);
+        text_add(t,
+                 "%s is down (declared down; last heard %s ago, lease "
+                 "%s)",
+                 s->code, silent, lease);
 }
 
 /* Lower load first, then lower site code: the tie-break of rules 3 and 4. */
@@ -167,7 +173,8 @@ add_choice(struct text *t, const struct elect_site *const *cands, size_t n,
             ties++;
     const char *s = best->load == 1 ? "" : "s";
     if (ties > 1)
-        text_add(t, "%zu %s share the lowest load (%u open incident%s) and "
+        text_add(t,
+                 "%zu %s share the lowest load (%u open incident%s) and "
                  "%s has the lowest site code",
                  ties, among, best->load, s, best->code);
     else
@@ -222,8 +229,8 @@ elect_owner(const struct elect_inputs *in, uint64_t now_ms,
         if (mapped->up) {
             owner = mapped;
             r.rule = ELECT_RULE_SERVICE;
-            text_add(&t, "service %s is mapped to %s, which is up",
-                     in->service, mapped->code);
+            text_add(&t, "service %s is mapped to %s, which is up", in->service,
+                     mapped->code);
         } else {
             text_add(&t, "service %s is mapped to %s, but ", in->service,
                      mapped->code);
@@ -269,21 +276,25 @@ elect_owner(const struct elect_inputs *in, uint64_t now_ms,
                         owner = cands[k];
                 r.rule = ELECT_RULE_FAILOVER;
                 if (down_more > 0)
-                    text_add(&t, "%zu more site%s of %s's failover order %s "
-                             "down; ", down_more, down_more == 1 ? "" : "s",
-                             origin->code, down_more == 1 ? "is" : "are");
+                    text_add(&t,
+                             "%zu more site%s of %s's failover order %s "
+                             "down; ",
+                             down_more, down_more == 1 ? "" : "s", origin->code,
+                             down_more == 1 ? "is" : "are");
                 const char *which = i == 0 ? "first" : "next";
                 if (j - i == 1) {
                     text_add(&t, "%s is %s in %s's failover order", owner->code,
                              which, origin->code);
                 } else if (cands_count == 1) {
-                    text_add(&t, "%s is the only up site in the %s tier of "
-                             "%s's failover order", owner->code, which,
-                             origin->code);
+                    text_add(&t,
+                             "%s is the only up site in the %s tier of "
+                             "%s's failover order",
+                             owner->code, which, origin->code);
                 } else {
-                    text_add(&t, "%zu sites are up in the %s tier of %s's "
-                             "failover order; ", cands_count, which,
-                             origin->code);
+                    text_add(&t,
+                             "%zu sites are up in the %s tier of %s's "
+                             "failover order; ",
+                             cands_count, which, origin->code);
                     add_choice(&t, cands, cands_count, owner, "up sites");
                 }
             }
@@ -329,8 +340,10 @@ elect_owner(const struct elect_inputs *in, uint64_t now_ms,
         text_add(&t, "nobody is on call at %s, so ", owner->code);
         add_manager(&t, &in->global, NULL, "the global incident manager");
     } else {
-        text_add(&t, "nobody is on call at %s, and there is no global "
-                 "incident manager on call", owner->code);
+        text_add(&t,
+                 "nobody is on call at %s, and there is no global "
+                 "incident manager on call",
+                 owner->code);
     }
     assert(owner->up);
     *out = r;

@@ -66,8 +66,8 @@ struct elect_service {
 };
 
 struct elect_inputs {
-    const char *origin;  /* the incident's origin site */
-    const char *service; /* its service; NULL or "" = none */
+    const char *origin;             /* the incident's origin site */
+    const char *service;            /* its service; NULL or "" = none */
     const struct elect_site *sites; /* every site of the cluster */
     size_t sites_count;
     const struct elect_service *services; /* the service -> site map */

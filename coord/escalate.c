@@ -51,8 +51,10 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
     int rv;
 
     if (policy->levels_count == 0)
-        return im_errf(e, IM_EINVAL, "%s%slevels: empty list (a policy needs "
-                       "at least one level)", path, dot);
+        return im_errf(e, IM_EINVAL,
+                       "%s%slevels: empty list (a policy needs "
+                       "at least one level)",
+                       path, dot);
     if (policy->levels_count > ESC_LEVELS_MAX)
         return im_errf(e, IM_ETOOBIG, "%s%slevels: more than %d levels", path,
                        dot, ESC_LEVELS_MAX);
@@ -70,7 +72,8 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
             if (l->person[0] != '\0')
                 return im_errf(e, IM_EINVAL,
                                "%s%slevels[%zu].person: only for target "
-                               "\"person\"", path, dot, i);
+                               "\"person\"",
+                               path, dot, i);
             break;
         default:
             return im_errf(e, IM_EINVAL, "%s%slevels[%zu].target: unknown",
@@ -78,8 +81,8 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
         }
         if (l->ack_ms < ESC_ACK_MS_MIN || l->ack_ms > ESC_ACK_MS_MAX)
             return im_errf(e, IM_EINVAL,
-                           "%s%slevels[%zu].ack: must be from 1m to 24h",
-                           path, dot, i);
+                           "%s%slevels[%zu].ack: must be from 1m to 24h", path,
+                           dot, i);
     }
     if (policy->repeat > ESC_REPEAT_MAX)
         return im_errf(e, IM_EINVAL, "%s%srepeat: at most %d", path, dot,
@@ -92,7 +95,9 @@ describe_target(const struct esc_level *l, const char *site, char *out,
                 size_t cap)
 {
     switch (l->target) {
-    case ESC_SITE_MANAGER: snprintf(out, cap, "site manager of %s", site); break;
+    case ESC_SITE_MANAGER:
+        snprintf(out, cap, "site manager of %s", site);
+        break;
     case ESC_SITE_BACKUP: snprintf(out, cap, "site backup of %s", site); break;
     case ESC_GLOBAL_MANAGER: snprintf(out, cap, "global manager"); break;
     case ESC_PERSON: snprintf(out, cap, "%s", l->person); break;
@@ -131,7 +136,8 @@ level_notice(struct esc_notices *out, const struct esc_policy *policy,
     return n;
 }
 
-/* "level 2 of 3 (site backup of AMS), run 1 of 2, acknowledge within 10m 00s" */
+/* "level 2 of 3 (site backup of AMS), run 1 of 2, acknowledge within 10m 00s"
+ */
 static void
 fmt_level(char *buf, size_t cap, const struct esc_policy *policy,
           const char *owner_site, uint32_t lvl, uint32_t pass)
@@ -142,8 +148,8 @@ fmt_level(char *buf, size_t cap, const struct esc_policy *policy,
     if (policy->repeat > 0)
         snprintf(run, sizeof run, ", run %u of %u", pass + 1,
                  policy->repeat + 1);
-    snprintf(buf, cap, "level %u of %zu (%s)%s, acknowledge within %s",
-             lvl + 1, policy->levels_count, who, run, within);
+    snprintf(buf, cap, "level %u of %zu (%s)%s, acknowledge within %s", lvl + 1,
+             policy->levels_count, who, run, within);
 }
 
 static void
@@ -204,8 +210,8 @@ escalate_start(const struct esc_policy *policy, const char *owner_site,
 
 int
 escalate_tick(struct esc_state *st, const struct esc_policy *policy,
-              const char *owner_site, uint64_t now_ms,
-              struct esc_notices *out, struct im_err *e)
+              const char *owner_site, uint64_t now_ms, struct esc_notices *out,
+              struct im_err *e)
 {
     struct esc_notices n;
     char lv[ESC_WHY_MAX], missed[PERSON_MAX + 32], within[32];
@@ -267,26 +273,30 @@ escalate_tick(struct esc_state *st, const struct esc_policy *policy,
         x->level = last;
         x->pass = policy->repeat;
         x->why_code = ESC_WHY_EXHAUSTED;
-        notice_why(x, "nobody acknowledged after %u run%s of %zu level%s "
+        notice_why(x,
+                   "nobody acknowledged after %u run%s of %zu level%s "
                    "(last: %s); escalation exhausted%s",
                    policy->repeat + 1, policy->repeat ? "s" : "",
                    policy->levels_count, policy->levels_count == 1 ? "" : "s",
-                   missed, skipped ? ", deadlines passed while no "
-                                     "coordinator checked" : "");
+                   missed,
+                   skipped ? ", deadlines passed while no "
+                             "coordinator checked"
+                           : "");
         st->phase = ESC_EXHAUSTED;
         st->level = last;
         st->pass = policy->repeat;
         st->deadline_ms = 0;
     } else {
         fmt_level(lv, sizeof lv, policy, owner_site, lvl, pass);
-        struct esc_notice *x = level_notice(
-            &n, policy, owner_site, lvl, pass,
-            skipped ? ESC_WHY_CATCHUP : ESC_WHY_TIMEOUT);
+        struct esc_notice *x =
+            level_notice(&n, policy, owner_site, lvl, pass,
+                         skipped ? ESC_WHY_CATCHUP : ESC_WHY_TIMEOUT);
         if (skipped == 0)
             notice_why(x, "not acknowledged by %s within %s; now %s", missed,
                        within, lv);
         else
-            notice_why(x, "not acknowledged by %s; %u level%s skipped (from "
+            notice_why(x,
+                       "not acknowledged by %s; %u level%s skipped (from "
                        "level %u) because %s deadline%s passed before a "
                        "coordinator checked; now %s",
                        missed, skipped, skipped == 1 ? "" : "s",
@@ -323,9 +333,9 @@ escalate_ack(struct esc_state *st, const char *who, uint64_t now_ms,
 }
 
 int
-escalate_to_site(struct esc_state *st, const char *owner_site,
-                 const char *site, const char *asked_by, uint64_t now_ms,
-                 struct esc_notices *out, struct im_err *e)
+escalate_to_site(struct esc_state *st, const char *owner_site, const char *site,
+                 const char *asked_by, uint64_t now_ms, struct esc_notices *out,
+                 struct im_err *e)
 {
     int rv;
     if ((rv = check_site(owner_site, "owner", e)) != 0 ||
@@ -333,12 +343,16 @@ escalate_to_site(struct esc_state *st, const char *owner_site,
         (rv = oncall_check_person(asked_by, "asked by", e)) != 0)
         return rv;
     if (strcmp(site, owner_site) == 0)
-        return im_errf(e, IM_EINVAL, "%s owns the incident: it cannot be "
-                       "asked for help", site);
+        return im_errf(e, IM_EINVAL,
+                       "%s owns the incident: it cannot be "
+                       "asked for help",
+                       site);
     for (size_t i = 0; i < st->help_count; i++)
         if (strcmp(st->help[i].site, site) == 0)
-            return im_errf(e, IM_EEXIST, "%s was already asked for help by "
-                           "%s", site, st->help[i].asked_by);
+            return im_errf(e, IM_EEXIST,
+                           "%s was already asked for help by "
+                           "%s",
+                           site, st->help[i].asked_by);
     if (st->help_count == ESC_HELP_SITES_MAX)
         return im_errf(e, IM_ETOOBIG, "more than %d sites asked for help",
                        ESC_HELP_SITES_MAX);
@@ -370,10 +384,9 @@ escalate_state_to_json(const struct esc_state *st, char **json_out,
                        struct im_err *e)
 {
     static const char *phases[] = {"active", "acked", "exhausted"};
-    json_t *o = json_pack("{s:i,s:s,s:i,s:i,s:I}", "v", STATE_VERSION,
-                          "phase", phases[st->phase], "level", (int)st->level,
-                          "pass", (int)st->pass, "started",
-                          (json_int_t)st->started_ms);
+    json_t *o = json_pack("{s:i,s:s,s:i,s:i,s:I}", "v", STATE_VERSION, "phase",
+                          phases[st->phase], "level", (int)st->level, "pass",
+                          (int)st->pass, "started", (json_int_t)st->started_ms);
     if (o == NULL)
         return im_errf(e, IM_ENOMEM, "out of memory");
     int bad = 0;
@@ -381,15 +394,14 @@ escalate_state_to_json(const struct esc_state *st, char **json_out,
         bad |= json_object_set_new(o, "deadline",
                                    json_integer((json_int_t)st->deadline_ms));
     if (st->phase == ESC_ACKED)
-        bad |= json_object_set_new(o, "acked",
-                                   json_pack("[s,I]", st->acked_by,
-                                             (json_int_t)st->acked_ms));
+        bad |= json_object_set_new(
+            o, "acked",
+            json_pack("[s,I]", st->acked_by, (json_int_t)st->acked_ms));
     if (st->help_count > 0) {
         json_t *a = json_array();
         for (size_t i = 0; a != NULL && i < st->help_count; i++)
             bad |= json_array_append_new(
-                a, json_pack("[s,s,I]", st->help[i].site,
-                             st->help[i].asked_by,
+                a, json_pack("[s,s,I]", st->help[i].site, st->help[i].asked_by,
                              (json_int_t)st->help[i].asked_ms));
         bad |= json_object_set_new(o, "help", a);
     }
@@ -402,8 +414,7 @@ escalate_state_to_json(const struct esc_state *st, char **json_out,
     return 0;
 }
 
-static int
-bad_state(struct im_err *e, const char *fmt, ...)
+static int bad_state(struct im_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
@@ -430,16 +441,18 @@ escalate_state_from_json(const char *json, struct esc_state *st,
     if (json == NULL)
         return bad_state(e, "missing");
     if (strlen(json) > ESC_STATE_JSON_MAX)
-        return im_errf(e, IM_ETOOBIG, "escalation state: longer than %d "
-                       "bytes", ESC_STATE_JSON_MAX);
+        return im_errf(e, IM_ETOOBIG,
+                       "escalation state: longer than %d "
+                       "bytes",
+                       ESC_STATE_JSON_MAX);
     json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &je);
     if (o == NULL)
         return bad_state(e, "%s", je.text);
     memset(&s, 0, sizeof s);
     if (json_unpack_ex(o, &je, JSON_STRICT, "{s:I,s:s,s:I,s:I,s:I,s?I,s?o,s?o}",
-                       "v", &v, "phase", &phase, "level", &level, "pass",
-                       &pass, "started", &started, "deadline", &deadline,
-                       "acked", &acked, "help", &help) != 0) {
+                       "v", &v, "phase", &phase, "level", &level, "pass", &pass,
+                       "started", &started, "deadline", &deadline, "acked",
+                       &acked, "help", &help) != 0) {
         json_decref(o);
         return bad_state(e, "%s", je.text);
     }
@@ -463,7 +476,7 @@ escalate_state_from_json(const char *json, struct esc_state *st,
         s.phase = ESC_ACTIVE;
         if (deadline == 0 || acked != NULL)
             rv = bad_state(e, "active needs a deadline and no "
-                           "acknowledgement");
+                              "acknowledgement");
     } else if (strcmp(phase, "acked") == 0) {
         s.phase = ESC_ACKED;
         json_int_t at;
@@ -481,7 +494,7 @@ escalate_state_from_json(const char *json, struct esc_state *st,
         s.phase = ESC_EXHAUSTED;
         if (deadline != 0 || acked != NULL)
             rv = bad_state(e, "exhausted has no deadline and no "
-                           "acknowledgement");
+                              "acknowledgement");
     } else {
         rv = bad_state(e, "unknown phase '%s'", phase);
     }
@@ -489,16 +502,18 @@ escalate_state_from_json(const char *json, struct esc_state *st,
         if (!json_is_array(help))
             rv = bad_state(e, "help is not a list");
         else if (json_array_size(help) > ESC_HELP_SITES_MAX)
-            rv = im_errf(e, IM_ETOOBIG, "escalation state: more than %d "
-                         "helping sites", ESC_HELP_SITES_MAX);
+            rv = im_errf(e, IM_ETOOBIG,
+                         "escalation state: more than %d "
+                         "helping sites",
+                         ESC_HELP_SITES_MAX);
         for (size_t i = 0; rv == 0 && i < json_array_size(help); i++) {
             const char *site, *by;
             json_int_t at;
             if (json_unpack_ex(json_array_get(help, i), &je, JSON_STRICT,
                                "[s,s,I]", &site, &by, &at) != 0 ||
                 at <= 0 || config_check_site_code(site) != 0) {
-                rv = bad_state(e, "help[%zu]: expected [site, person, time]",
-                               i);
+                rv =
+                    bad_state(e, "help[%zu]: expected [site, person, time]", i);
                 break;
             }
             if ((rv = oncall_check_person(by, "escalation state: help", e)) !=

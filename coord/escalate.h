@@ -88,8 +88,8 @@ struct esc_help {
 
 struct esc_state {
     enum esc_phase phase;
-    uint32_t level;       /* index into the policy's levels */
-    uint32_t pass;        /* 0 = the first run of the ladder */
+    uint32_t level; /* index into the policy's levels */
+    uint32_t pass;  /* 0 = the first run of the ladder */
     uint64_t started_ms;
     uint64_t deadline_ms; /* the current level's; 0 unless ESC_ACTIVE */
     char acked_by[PERSON_MAX + 1]; /* "" unless ESC_ACKED */

@@ -33,8 +33,7 @@ oncall_check_person(const char *name, const char *path, struct im_err *e)
         return im_errf(e, IM_EINVAL, "%s: name is not valid UTF-8", path);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return im_errf(e, IM_EINVAL, "%s: control character in name",
-                           path);
+            return im_errf(e, IM_EINVAL, "%s: control character in name", path);
     if (name[0] == ' ' || name[n - 1] == ' ')
         return im_errf(e, IM_EINVAL, "%s: name begins or ends with a space",
                        path);
@@ -50,8 +49,10 @@ oncall_rotation_check(const struct oncall_rotation *rot, const char *path,
 
     join(p, path, "people");
     if (rot->people_count == 0)
-        return im_errf(e, IM_EINVAL, "%s: empty list (a rotation needs "
-                       "at least one person)", p);
+        return im_errf(e, IM_EINVAL,
+                       "%s: empty list (a rotation needs "
+                       "at least one person)",
+                       p);
     if (rot->people_count > ROTATION_PEOPLE_MAX)
         return im_errf(e, IM_ETOOBIG, "%s: more than %d people", p,
                        ROTATION_PEOPLE_MAX);
@@ -121,9 +122,9 @@ oncall_shift_start(const struct oncall_rotation *rot, int64_t k,
      * far from overflow before we get there. */
     if (k < -(INT64_C(1) << 32) || k > (INT64_C(1) << 32))
         return IM_EINVAL;
-    int64_t days = tz_days_from_civil(rot->start.year, rot->start.month,
-                                      rot->start.day) +
-                   k * (int64_t)rot->length_days;
+    int64_t days =
+        tz_days_from_civil(rot->start.year, rot->start.month, rot->start.day) +
+        k * (int64_t)rot->length_days;
     struct tz_civil lt;
     tz_civil_from_days(days, &lt.year, &lt.month, &lt.day);
     lt.sec_of_day = (int)rot->handoff_s;
@@ -150,9 +151,9 @@ base_shift(const struct oncall_rotation *rot, uint64_t at, int64_t *k_out,
     }
     struct tz_civil c;
     tz_to_local(rot->tz, at, &c);
-    int64_t d = tz_days_from_civil(c.year, c.month, c.day) -
-                tz_days_from_civil(rot->start.year, rot->start.month,
-                                   rot->start.day);
+    int64_t d =
+        tz_days_from_civil(c.year, c.month, c.day) -
+        tz_days_from_civil(rot->start.year, rot->start.month, rot->start.day);
     int64_t k = floor_div(d, rot->length_days);
     if (k < 0)
         k = 0;
@@ -165,8 +166,7 @@ base_shift(const struct oncall_rotation *rot, uint64_t at, int64_t *k_out,
             return im_errf(e, IM_EINVAL, "no shift contains the instant");
         if (oncall_shift_start(rot, k, &s) != 0 ||
             oncall_shift_start(rot, k + 1, &next) != 0)
-            return im_errf(e, IM_EINVAL, "instant beyond year %d",
-                           TZ_YEAR_MAX);
+            return im_errf(e, IM_EINVAL, "instant beyond year %d", TZ_YEAR_MAX);
         if (s > at && k > 0)
             k--;
         else if (next <= at)
@@ -202,9 +202,9 @@ beats(const struct oncall_override *ovr, size_t i, size_t w)
 }
 
 int
-oncall_at(const struct oncall_rotation *rot,
-          const struct oncall_override *ovr, size_t ovr_count,
-          uint64_t at_ms, struct oncall_segment *out, struct im_err *e)
+oncall_at(const struct oncall_rotation *rot, const struct oncall_override *ovr,
+          size_t ovr_count, uint64_t at_ms, struct oncall_segment *out,
+          struct im_err *e)
 {
     struct oncall_segment seg;
     int rv;
@@ -212,8 +212,7 @@ oncall_at(const struct oncall_rotation *rot,
     if (rot != NULL && (rv = oncall_rotation_check(rot, "rotation", e)) != 0)
         return rv;
     if (ovr_count > OVERRIDES_MAX)
-        return im_errf(e, IM_ETOOBIG, "more than %d overrides",
-                       OVERRIDES_MAX);
+        return im_errf(e, IM_ETOOBIG, "more than %d overrides", OVERRIDES_MAX);
     for (size_t i = 0; i < ovr_count; i++) {
         char p[32];
         snprintf(p, sizeof p, "overrides[%zu]", i);

@@ -53,10 +53,10 @@ struct oncall_date {
 struct oncall_rotation {
     char people[ROTATION_PEOPLE_MAX][PERSON_MAX + 1];
     size_t people_count;
-    uint32_t length_days; /* 1 = daily, 7 = weekly */
-    uint32_t handoff_s;   /* local seconds after midnight: 09:00 = 32400 */
+    uint32_t length_days;     /* 1 = daily, 7 = weekly */
+    uint32_t handoff_s;       /* local seconds after midnight: 09:00 = 32400 */
     struct oncall_date start; /* local date of the first hand-off */
-    const struct tz *tz;  /* borrowed: must outlive every use of the rotation */
+    const struct tz *tz; /* borrowed: must outlive every use of the rotation */
 };
 
 struct oncall_override {
@@ -77,8 +77,7 @@ struct oncall_segment {
 
 /* 0 if `name` is a usable person name (non-empty, one line of UTF-8, at most
  * PERSON_MAX bytes). Messages are "PATH: problem", PATH being `path`. */
-int oncall_check_person(const char *name, const char *path,
-                        struct im_err *e);
+int oncall_check_person(const char *name, const char *path, struct im_err *e);
 
 /* 0 if rot is complete and within bounds; otherwise IM_EINVAL or
  * IM_ETOOBIG with "PATH.field: problem" (e.g. "rotation.people[2]: empty

@@ -85,8 +85,8 @@ get_object(json_t *parent, const char *key, const char *path, int required,
 }
 
 static int
-get_string(json_t *parent, const char *key, const char *path,
-           const char **out, struct im_err *e)
+get_string(json_t *parent, const char *key, const char *path, const char **out,
+           struct im_err *e)
 {
     char p[PATH_TEXT_MAX];
     json_t *v = json_object_get(parent, key);
@@ -122,8 +122,7 @@ zone(struct schedule *s, const char *name, const char *path,
 }
 
 static int
-parse_days(const char *text, const char *path, uint32_t *out,
-           struct im_err *e)
+parse_days(const char *text, const char *path, uint32_t *out, struct im_err *e)
 {
     uint64_t ms;
     const uint64_t day = 86400000u;
@@ -156,8 +155,8 @@ parse_handoff(const char *text, const char *path, uint32_t *out,
     int h, m;
     if (strlen(text) != 5 || text[2] != ':' || (h = two_digits(text)) < 0 ||
         (m = two_digits(text + 3)) < 0 || h > 23 || m > 59)
-        return perr(e, IM_EINVAL, path,
-                    "'%s' is not a time of day like 09:00", text);
+        return perr(e, IM_EINVAL, path, "'%s' is not a time of day like 09:00",
+                    text);
     *out = (uint32_t)(h * 3600 + m * 60);
     return 0;
 }
@@ -182,8 +181,8 @@ static int
 parse_rotation(struct schedule *s, json_t *o, const char *path,
                struct oncall_rotation *rot, struct im_err *e)
 {
-    static const char *const keys[] = {"people", "length", "handoff", "zone",
-                                       "start", NULL};
+    static const char *const keys[] = {"people", "length", "handoff",
+                                       "zone",   "start",  NULL};
     char p[PATH_TEXT_MAX], pi[PATH_TEXT_MAX];
     const char *str;
     int rv;
@@ -198,7 +197,8 @@ parse_rotation(struct schedule *s, json_t *o, const char *path,
     if (!json_is_array(people))
         return perr(e, IM_EINVAL, p, "expected a list of names");
     if (json_array_size(people) == 0)
-        return perr(e, IM_EINVAL, p, "empty list (a rotation needs at least "
+        return perr(e, IM_EINVAL, p,
+                    "empty list (a rotation needs at least "
                     "one person)");
     if (json_array_size(people) > ROTATION_PEOPLE_MAX)
         return perr(e, IM_ETOOBIG, p, "more than %d people",
@@ -304,8 +304,7 @@ parse_oncall(struct schedule *s, json_t *o, const char *path,
     char p[PATH_TEXT_MAX];
     json_t *rot;
     int rv;
-    if ((rv = get_object(o, "rotation", path, rotation_required, &rot, e)) !=
-        0)
+    if ((rv = get_object(o, "rotation", path, rotation_required, &rot, e)) != 0)
         return rv;
     if (rot != NULL) {
         sub(p, path, "rotation");
@@ -332,8 +331,8 @@ site_index(const struct schedule *s, const char *code)
 }
 
 static int
-failover_add(const struct schedule *s, struct schedule_site *site,
-             json_t *v, const char *path, uint8_t tier, struct im_err *e)
+failover_add(const struct schedule *s, struct schedule_site *site, json_t *v,
+             const char *path, uint8_t tier, struct im_err *e)
 {
     struct elect_failover *f = &site->failover;
     if (!json_is_string(v))
@@ -364,8 +363,7 @@ parse_failover(const struct schedule *s, json_t *a, const char *path,
         return perr(e, IM_EINVAL, path,
                     "expected a list of site codes or lists of site codes");
     if (json_array_size(a) >= SITES_MAX)
-        return perr(e, IM_ETOOBIG, path, "more than %d entries",
-                    SITES_MAX - 1);
+        return perr(e, IM_ETOOBIG, path, "more than %d entries", SITES_MAX - 1);
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *v = json_array_get(a, i);
         idx(pi, path, i);
@@ -466,8 +464,8 @@ parse_services(struct schedule *s, json_t *o, struct im_err *e)
     {
         struct im_err te;
         sub(p, "services", name);
-        if (text_check(name, SERVICE_MAX, TEXT_LINE, 1, "service name",
-                       &te) != 0)
+        if (text_check(name, SERVICE_MAX, TEXT_LINE, 1, "service name", &te) !=
+            0)
             return perr(e, te.code, p, "%s", im_errmsg(&te));
         if (!json_is_string(v))
             return perr(e, IM_EINVAL, p, "expected a site code");
@@ -539,8 +537,8 @@ parse_escalation(json_t *o, struct esc_policy *pol, struct im_err *e)
                 return perr(e, IM_EINVAL, pp, "expected a name");
             if (l->target != ESC_PERSON)
                 return perr(e, IM_EINVAL, pp, "only for target \"person\"");
-            if ((rv = oncall_check_person(json_string_value(person), pp,
-                                          e)) != 0)
+            if ((rv = oncall_check_person(json_string_value(person), pp, e)) !=
+                0)
                 return rv;
             memcpy(l->person, json_string_value(person),
                    strlen(json_string_value(person)) + 1);
@@ -558,8 +556,7 @@ parse_escalation(json_t *o, struct esc_policy *pol, struct im_err *e)
         if (!json_is_integer(repeat) || json_integer_value(repeat) < 0 ||
             json_integer_value(repeat) > ESC_REPEAT_MAX)
             return perr(e, IM_EINVAL, "escalation.repeat",
-                        "expected a whole number from 0 to %d",
-                        ESC_REPEAT_MAX);
+                        "expected a whole number from 0 to %d", ESC_REPEAT_MAX);
         pol->repeat = (uint32_t)json_integer_value(repeat);
     }
     return escalate_policy_check(pol, "escalation", e);
@@ -568,7 +565,7 @@ parse_escalation(json_t *o, struct esc_policy *pol, struct im_err *e)
 static int
 parse_doc(struct schedule *s, json_t *root, struct im_err *e)
 {
-    static const char *const keys[] = {"version", "global", "sites",
+    static const char *const keys[] = {"version",  "global",     "sites",
                                        "services", "escalation", NULL};
     static const char *const oncall_keys[] = {"rotation", "overrides", NULL};
     json_t *o;
@@ -663,9 +660,9 @@ rotation_json(const struct oncall_rotation *r, int *bad)
              r->handoff_s % 3600 / 60);
     snprintf(start, sizeof start, "%04d-%02d-%02d", r->start.year,
              r->start.month, r->start.day);
-    json_t *o = json_pack("{s:o,s:s,s:s,s:s,s:s}", "people", people, "length",
-                          length, "handoff", handoff, "zone",
-                          tz_name(r->tz), "start", start);
+    json_t *o =
+        json_pack("{s:o,s:s,s:s,s:s,s:s}", "people", people, "length", length,
+                  "handoff", handoff, "zone", tz_name(r->tz), "start", start);
     *bad |= o == NULL;
     return o;
 }
@@ -687,9 +684,8 @@ oncall_json(const struct schedule_oncall *oc, json_t *o, int *bad)
             clock_fmt_rfc3339(oc->overrides[i].from_ms, from);
             clock_fmt_rfc3339(oc->overrides[i].until_ms, until);
             *bad |= json_array_append_new(
-                a, json_pack("{s:s,s:s,s:s}", "person",
-                             oc->overrides[i].person, "from", from, "until",
-                             until));
+                a, json_pack("{s:s,s:s,s:s}", "person", oc->overrides[i].person,
+                             "from", from, "until", until));
         }
         *bad |= json_object_set_new(o, "overrides", a);
     }
@@ -734,8 +730,7 @@ schedule_to_json(const struct schedule *s, int pretty, char **json_out,
         json_decref(levels);
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
-    bad |= json_object_set_new(root, "version",
-                               json_integer(SCHEDULE_VERSION));
+    bad |= json_object_set_new(root, "version", json_integer(SCHEDULE_VERSION));
     bad |= json_object_set_new(root, "global",
                                oncall_json(&s->global, json_object(), &bad));
     for (size_t i = 0; i < s->sites_count; i++) {
@@ -769,13 +764,11 @@ schedule_to_json(const struct schedule *s, int pretty, char **json_out,
             bad |= json_object_set_new(o, "person", json_string(l->person));
         bad |= json_array_append_new(levels, o);
     }
-    bad |= json_object_set_new(
-        root, "escalation",
-        json_pack("{s:o,s:i}", "levels", levels, "repeat",
-                  (int)s->escalation.repeat));
-    char *text = bad ? NULL
-                     : json_dumps(root, pretty ? JSON_INDENT(2)
-                                               : JSON_COMPACT);
+    bad |= json_object_set_new(root, "escalation",
+                               json_pack("{s:o,s:i}", "levels", levels,
+                                         "repeat", (int)s->escalation.repeat));
+    char *text =
+        bad ? NULL : json_dumps(root, pretty ? JSON_INDENT(2) : JSON_COMPACT);
     json_decref(root);
     if (text == NULL)
         return im_errf(e, IM_ENOMEM, "out of memory");
@@ -799,8 +792,8 @@ schedule_site_oncall(const struct schedule *s, const char *code,
     if (site == NULL)
         return im_errf(e, IM_ENOTFOUND, "no site %s in the schedule", code);
     const struct schedule_oncall *oc = &site->oncall;
-    int rv = oncall_at(oc->has_rotation ? &oc->rotation : NULL,
-                       oc->overrides, oc->overrides_count, now_ms, out, e);
+    int rv = oncall_at(oc->has_rotation ? &oc->rotation : NULL, oc->overrides,
+                       oc->overrides_count, now_ms, out, e);
     return rv == 0 ? 0 : im_errwrap(e, "on call at %s", code);
 }
 
@@ -816,17 +809,14 @@ schedule_global_oncall(const struct schedule *s, uint64_t now_ms,
 
 int
 schedule_resolve(const struct schedule *s, const struct esc_notice *n,
-                 uint64_t now_ms, char person[PERSON_MAX + 1],
-                 struct im_err *e)
+                 uint64_t now_ms, char person[PERSON_MAX + 1], struct im_err *e)
 {
     struct oncall_segment seg;
     const struct schedule_site *site;
     int rv;
 
     switch (n->target) {
-    case ESC_PERSON:
-        memcpy(person, n->person, sizeof n->person);
-        return 0;
+    case ESC_PERSON: memcpy(person, n->person, sizeof n->person); return 0;
     case ESC_SITE_MANAGER:
         if (schedule_site_oncall(s, n->site, now_ms, &seg, e) == 0) {
             memcpy(person, seg.person, sizeof seg.person);
@@ -837,12 +827,10 @@ schedule_resolve(const struct schedule *s, const struct esc_notice *n,
         site = schedule_site(s, n->site);
         if (site != NULL && site->oncall.has_rotation &&
             oncall_backup(&site->oncall.rotation, site->oncall.overrides,
-                          site->oncall.overrides_count, now_ms, person,
-                          e) == 0)
+                          site->oncall.overrides_count, now_ms, person, e) == 0)
             return 0;
         break;
-    case ESC_GLOBAL_MANAGER:
-        break;
+    case ESC_GLOBAL_MANAGER: break;
     }
     if ((rv = schedule_global_oncall(s, now_ms, &seg, e)) != 0)
         return rv;
@@ -859,8 +847,10 @@ schedule_elect_sites(const struct schedule *s, uint64_t now_ms,
     struct im_err ignored;
 
     if (cap < s->sites_count)
-        return im_errf(e, IM_ETOOBIG, "room for %zu sites, the schedule has "
-                       "%zu", cap, s->sites_count);
+        return im_errf(e, IM_ETOOBIG,
+                       "room for %zu sites, the schedule has "
+                       "%zu",
+                       cap, s->sites_count);
     memset(global, 0, sizeof *global);
     if (schedule_global_oncall(s, now_ms, &seg, &ignored) == 0) {
         memcpy(global->person, seg.person, sizeof seg.person);
@@ -875,13 +865,11 @@ schedule_elect_sites(const struct schedule *s, uint64_t now_ms,
         out->failover = &site->failover;
         /* Nobody on call (no rotation yet, or not started) is a fact the
          * election reports, not an error. */
-        if (schedule_site_oncall(s, site->code, now_ms, &seg, &ignored) ==
-            0) {
+        if (schedule_site_oncall(s, site->code, now_ms, &seg, &ignored) == 0) {
             memcpy(out->oncall.person, seg.person, sizeof seg.person);
             out->oncall.until_ms = seg.end_ms;
-            out->oncall.tz = site->oncall.has_rotation
-                                 ? site->oncall.rotation.tz
-                                 : NULL;
+            out->oncall.tz =
+                site->oncall.has_rotation ? site->oncall.rotation.tz : NULL;
         }
     }
     *count = s->sites_count;

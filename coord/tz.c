@@ -168,15 +168,14 @@ tz_to_local(const struct tz *tz, uint64_t ms, struct tz_civil *out)
 }
 
 int
-tz_from_local(const struct tz *tz, const struct tz_civil *lt,
-              uint64_t *ms_out)
+tz_from_local(const struct tz *tz, const struct tz_civil *lt, uint64_t *ms_out)
 {
     if (!tz_date_valid(lt->year, lt->month, lt->day) || lt->sec_of_day < 0 ||
         lt->sec_of_day >= TZ_DAY_S)
         return IM_EINVAL;
-    int64_t local = tz_days_from_civil(lt->year, lt->month, lt->day) *
-                        TZ_DAY_S +
-                    lt->sec_of_day;
+    int64_t local =
+        tz_days_from_civil(lt->year, lt->month, lt->day) * TZ_DAY_S +
+        lt->sec_of_day;
     /* The offsets in force a day either side: UTC offsets are within
      * +-14 h, so these instants lie at least 10 h before and after the one
      * we look for, and no zone changes its clocks twice within 20 h. */

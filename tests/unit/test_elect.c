@@ -73,8 +73,7 @@ reset(void)
 static struct elect_inputs
 inputs(const char *origin, const char *service)
 {
-    static struct elect_service map[] = {{"payments", "NYC"},
-                                         {"dns", "LON"}};
+    static struct elect_service map[] = {{"payments", "NYC"}, {"dns", "LON"}};
     struct elect_inputs in = {
         .origin = origin,
         .service = service,
@@ -144,6 +143,21 @@ TEST(mapped_service_site_wins_over_origin)
     CHECK_EQ_STR(r.reason, "service payments is mapped to NYC, but NYC is "
                            "down (silent 7.2 s > lease 5 s); AMS is the "
                            "origin and is up; alice is on call at AMS");
+
+    /* Both down: the origin's failover order, without saying twice that
+     * NYC is down. */
+    sites[0].up = 0;
+    sites[0].last_heard_ms = NOW - 7200;
+    site("LON", 1, 0, "lars");
+    failover(&sites[0], "NYC|LON");
+    in = inputs("AMS", "payments");
+    REQUIRE(elect(&in, &r) == 0);
+    CHECK_EQ_STR(r.site, "LON");
+    CHECK_EQ_INT(r.rule, ELECT_RULE_FAILOVER);
+    CHECK_EQ_STR(r.reason, "service payments is mapped to NYC, but NYC is "
+                           "down (silent 7.2 s > lease 5 s); AMS is down "
+                           "(silent 7.2 s > lease 5 s); LON is next in AMS's "
+                           "failover order; lars is on call at LON");
 }
 
 TEST(failover_order_first_up)
@@ -197,9 +211,9 @@ TEST(failover_tiers_by_load_then_code)
     nyc->load = 3;
     REQUIRE(elect(&in, &r) == 0);
     CHECK_EQ_STR(r.site, "LON");
-    CHECK(strstr(r.reason, "2 up sites share the lowest load (3 open "
-                           "incidents) and LON has the lowest site code") !=
-          NULL);
+    CHECK(strstr(r.reason,
+                 "2 up sites share the lowest load (3 open "
+                 "incidents) and LON has the lowest site code") != NULL);
     lon->load = 4;
     REQUIRE(elect(&in, &r) == 0);
     CHECK_EQ_STR(r.site, "NYC");
@@ -278,8 +292,8 @@ TEST(manager_falls_back_to_global)
 TEST(deterministic_in_any_order)
 {
     reset();
-    const char *codes[] = {"AMS", "NYC", "LON", "SIN", "TOK", "SYD", "FRA",
-                           "SFO"};
+    const char *codes[] = {"AMS", "NYC", "LON", "SIN",
+                           "TOK", "SYD", "FRA", "SFO"};
     for (size_t i = 0; i < 8; i++)
         site(codes[i], i != 0 && i != 2, (uint32_t)(i % 3), codes[i]);
     struct elect_site *ams = &sites[0];
@@ -390,7 +404,8 @@ TEST_MAIN({
     if (tz_open("Europe/Amsterdam", &ams_tz, &e) != 0 ||
         tz_open("America/New_York", &nyc_tz, &e) != 0)
         abort();
-} RUN(origin_owns_while_up); RUN(mapped_service_site_wins_over_origin);
+} RUN(origin_owns_while_up);
+          RUN(mapped_service_site_wins_over_origin);
           RUN(failover_order_first_up); RUN(failover_tiers_by_load_then_code);
           RUN(least_loaded_without_order); RUN(manager_falls_back_to_global);
           RUN(deterministic_in_any_order); RUN(longest_reason_fits);

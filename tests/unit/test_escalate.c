@@ -78,8 +78,7 @@ TEST(start_and_timeouts)
     CHECK_EQ_INT(st.deadline_ms, T0 + 25 * MIN + 30000);
 
     /* The owner moved (failover): site targets follow the owner given. */
-    REQUIRE(escalate_tick(&st, &p, "NYC", T0 + 25 * MIN + 30000, &n, &e) ==
-            0);
+    REQUIRE(escalate_tick(&st, &p, "NYC", T0 + 25 * MIN + 30000, &n, &e) == 0);
     REQUIRE(n.count == 1);
     CHECK_EQ_INT(n.items[0].why_code, ESC_WHY_EXHAUSTED);
     CHECK_EQ_STR(n.items[0].site, "NYC");
@@ -344,36 +343,50 @@ TEST(json_refused)
         {"", IM_EINVAL},
         {"[]", IM_EINVAL},
         {"{\"v\":1,\"phase\":\"active\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"deadline\":2,\"extra\":1}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2,\"extra\":1}",
+         IM_EINVAL},
         {"{\"v\":1,\"v\":1,\"phase\":\"active\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":2,\"phase\":\"active\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"active\",\"level\":0,\"pass\":0,"
-         "\"started\":1}", IM_EINVAL}, /* active without a deadline */
+         "\"started\":1}",
+         IM_EINVAL}, /* active without a deadline */
         {"{\"v\":1,\"phase\":\"active\",\"level\":\"0\",\"pass\":0,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"active\",\"level\":16,\"pass\":0,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"active\",\"level\":0,\"pass\":-1,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"active\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"deadline\":-2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":-2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"acked\",\"level\":0,\"pass\":0,"
-         "\"started\":1}", IM_EINVAL}, /* acked by nobody */
+         "\"started\":1}",
+         IM_EINVAL}, /* acked by nobody */
         {"{\"v\":1,\"phase\":\"acked\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"acked\":[\"\",5]}", IM_EINVAL},
+         "\"started\":1,\"acked\":[\"\",5]}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"exhausted\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"deadline\":2}", IM_EINVAL},
+         "\"started\":1,\"deadline\":2}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"paused\",\"level\":0,\"pass\":0,"
-         "\"started\":1}", IM_EINVAL},
+         "\"started\":1}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"exhausted\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"help\":[[\"nyc\",\"bob\",3]]}", IM_EINVAL},
+         "\"started\":1,\"help\":[[\"nyc\",\"bob\",3]]}",
+         IM_EINVAL},
         {"{\"v\":1,\"phase\":\"exhausted\",\"level\":0,\"pass\":0,"
          "\"started\":1,\"help\":[[\"NYC\",\"bob\",3],[\"NYC\",\"al\",3]]}",
          IM_EINVAL},
         {"{\"v\":1,\"phase\":\"exhausted\",\"level\":0,\"pass\":0,"
-         "\"started\":1,\"help\":[[\"NYC\",\"bob\"]]}", IM_EINVAL},
+         "\"started\":1,\"help\":[[\"NYC\",\"bob\"]]}",
+         IM_EINVAL},
     };
     struct im_err e;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -78,16 +78,15 @@ check_seg(const struct oncall_rotation *r, const struct oncall_override *o,
         char a[CLOCK_RFC3339_MAX], b[CLOCK_RFC3339_MAX];
         clock_fmt_rfc3339(s.start_ms, a);
         clock_fmt_rfc3339(s.end_ms, b);
-        fprintf(stderr,
-                "line %d: at %s: got %s [%s, %s), want %s [%s, %s)\n", line,
-                at, s.person, a, b, person, start, end);
+        fprintf(stderr, "line %d: at %s: got %s [%s, %s), want %s [%s, %s)\n",
+                line, at, s.person, a, b, person, start, end);
         test_failed_ = 1;
     }
 }
-#define SEG(r, o, n, at, person, start, end)                                  \
+#define SEG(r, o, n, at, person, start, end)                                   \
     check_seg(r, o, n, at, person, start, end, __LINE__)
 
-#define H(h) ((uint32_t)(h) * 3600u)
+#define H(h) ((uint32_t)(h)*3600u)
 
 TEST(amsterdam_daily_across_dst)
 {
@@ -157,8 +156,8 @@ TEST(sydney_and_singapore)
     struct oncall_rotation s;
     rotation(&s, "Asia/Singapore", "hana,ivan,jun", 1, H(9), 2026, 3, 27);
     /* No DST: every shift is 24 h, on the European change days too. */
-    SEG(&s, NULL, 0, "2026-03-29T00:59:59Z", "ivan",
-        "2026-03-28T01:00:00Z", "2026-03-29T01:00:00Z");
+    SEG(&s, NULL, 0, "2026-03-29T00:59:59Z", "ivan", "2026-03-28T01:00:00Z",
+        "2026-03-29T01:00:00Z");
     /* 25 October is day 212: 212 mod 3 = 2, jun. */
     SEG(&s, NULL, 0, "2026-10-25T01:00:00Z", "jun", "2026-10-25T01:00:00Z",
         "2026-10-26T01:00:00Z");
@@ -251,8 +250,8 @@ TEST(overrides_nested_and_tied)
 /* Walks from 20 October to 20 November with oncall_next; counts the
  * segments after the first, and the rotation's 25-hour shifts. */
 static void
-walk(const struct oncall_rotation *r, const struct oncall_override *o,
-     size_t n, int *count, int *long_shifts)
+walk(const struct oncall_rotation *r, const struct oncall_override *o, size_t n,
+     int *count, int *long_shifts)
 {
     struct oncall_segment s, next;
     struct im_err e;
@@ -299,27 +298,36 @@ TEST(backup)
     rotation(&r, "Europe/Amsterdam", "alice,bob,carol", 1, H(9), 2026, 3, 27);
     char who[PERSON_MAX + 1] = "";
     struct im_err e;
-    CHECK_EQ_INT(oncall_backup(&r, NULL, 0, utc("2026-03-28T12:00:00Z"), who,
-                               &e),
-                 0);
+    CHECK_EQ_INT(
+        oncall_backup(&r, NULL, 0, utc("2026-03-28T12:00:00Z"), who, &e), 0);
     CHECK_EQ_STR(who, "carol"); /* bob is on call: carol is next */
     /* carol covers bob's shift: the backup skips her, and bob. */
     struct oncall_override o[] = {
         {"carol", utc("2026-03-28T10:00:00Z"), utc("2026-03-28T14:00:00Z")}};
-    CHECK_EQ_INT(oncall_backup(&r, o, 1, utc("2026-03-28T12:00:00Z"), who,
-                               &e),
+    CHECK_EQ_INT(oncall_backup(&r, o, 1, utc("2026-03-28T12:00:00Z"), who, &e),
                  0);
     CHECK_EQ_STR(who, "alice");
+    /* A name twice in the rotation: bob's shift, carol covers it; the
+     * next "other" person is bob again, who is not his own backup. */
+    struct oncall_rotation twice;
+    rotation(&twice, "Europe/Amsterdam", "bob,carol,bob", 1, H(9), 2026, 3, 27);
+    struct oncall_override cover[] = {
+        {"carol", utc("2026-03-27T10:00:00Z"), utc("2026-03-27T14:00:00Z")}};
+    strcpy(who, "untouched");
+    CHECK_EQ_INT(
+        oncall_backup(&twice, cover, 1, utc("2026-03-27T12:00:00Z"), who, &e),
+        IM_ENOTFOUND);
+    CHECK_EQ_STR(who, "untouched");
     struct oncall_rotation solo;
     rotation(&solo, "UTC", "alice", 7, 0, 2026, 1, 5);
     strcpy(who, "untouched");
-    CHECK_EQ_INT(oncall_backup(&solo, NULL, 0, utc("2026-03-28T12:00:00Z"),
-                               who, &e),
-                 IM_ENOTFOUND);
+    CHECK_EQ_INT(
+        oncall_backup(&solo, NULL, 0, utc("2026-03-28T12:00:00Z"), who, &e),
+        IM_ENOTFOUND);
     CHECK_EQ_STR(who, "untouched");
-    CHECK_EQ_INT(oncall_backup(NULL, o, 1, utc("2026-03-28T12:00:00Z"), who,
-                               &e),
-                 IM_ENOTFOUND);
+    CHECK_EQ_INT(
+        oncall_backup(NULL, o, 1, utc("2026-03-28T12:00:00Z"), who, &e),
+        IM_ENOTFOUND);
 }
 
 TEST(bad_inputs)
@@ -387,8 +395,7 @@ TEST(bad_inputs)
     CHECK_EQ_INT(oncall_at(NULL, o, 1, utc("2026-07-01T00:00:00Z"), &s, &e),
                  IM_ENOTFOUND);
     /* Past year 9999. */
-    CHECK_EQ_INT(oncall_at(&good, NULL, 0, UINT64_MAX / 2, &s, &e),
-                 IM_EINVAL);
+    CHECK_EQ_INT(oncall_at(&good, NULL, 0, UINT64_MAX / 2, &s, &e), IM_EINVAL);
     CHECK_EQ_STR(s.person, "untouched");
 }
 

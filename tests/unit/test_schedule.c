@@ -84,14 +84,14 @@ TEST(example_file)
                                  &e) == 0);
     CHECK_EQ_STR(seg.person, "dirk");
     CHECK_EQ_INT(seg.end_ms, utc("2026-12-26T08:00:00Z"));
-    CHECK_EQ_INT(schedule_site_oncall(s, "LON", utc("2026-06-01T12:00:00Z"),
-                                      &seg, &e),
-                 IM_ENOTFOUND);
-    CHECK_EQ_INT(schedule_site_oncall(s, "XYZ", utc("2026-06-01T12:00:00Z"),
-                                      &seg, &e),
-                 IM_ENOTFOUND);
-    REQUIRE(schedule_global_oncall(s, utc("2026-01-13T12:00:00Z"), &seg,
-                                   &e) == 0);
+    CHECK_EQ_INT(
+        schedule_site_oncall(s, "LON", utc("2026-06-01T12:00:00Z"), &seg, &e),
+        IM_ENOTFOUND);
+    CHECK_EQ_INT(
+        schedule_site_oncall(s, "XYZ", utc("2026-06-01T12:00:00Z"), &seg, &e),
+        IM_ENOTFOUND);
+    REQUIRE(schedule_global_oncall(s, utc("2026-01-13T12:00:00Z"), &seg, &e) ==
+            0);
     CHECK_EQ_STR(seg.person, "hugo"); /* week 1 */
 
     /* Escalation targets to people. */
@@ -231,8 +231,8 @@ TEST(ownership_doc_examples)
         struct elect_oncall global;
         size_t count;
         struct im_err e;
-        REQUIRE(schedule_elect_sites(s, now, sites, SITES_MAX, &count,
-                                     &global, &e) == 0);
+        REQUIRE(schedule_elect_sites(s, now, sites, SITES_MAX, &count, &global,
+                                     &e) == 0);
         for (size_t i = 0; i < count; i++) {
             sites[i].up = strstr(cases[c].down, sites[i].code) == NULL;
             sites[i].lease_ms = 5000;
@@ -320,8 +320,9 @@ TEST(round_trip)
 
 /* Bad documents. Written with ' for " to stay readable; doc() swaps them
  * and fills the parts a case leaves NULL with a valid default. */
-#define ROT(zone) "{'people':['ann','bob'],'length':'1d','handoff':'09:00'," \
-                  "'zone':'" zone "','start':'2026-01-05'}"
+#define ROT(zone)                                                              \
+    "{'people':['ann','bob'],'length':'1d','handoff':'09:00',"                 \
+    "'zone':'" zone "','start':'2026-01-05'}"
 #define GLOBAL "{'rotation':" ROT("UTC") "}"
 #define SITES "{'AMS':{'rotation':" ROT("Europe/Amsterdam") "},'NYC':{}}"
 #define ESC "{'levels':[{'target':'site_manager','ack':'5m'}]}"
@@ -386,12 +387,11 @@ TEST(bad_documents)
     REFUSED("[]", IM_EINVAL, "expected a JSON object");
     REFUSED(quoted("{'version':1,'version':1}"), IM_EINVAL,
             "line 1 column 22: duplicate object key");
-    REFUSED(quoted("{'global':" GLOBAL ",'sites':" SITES ",'escalation':" ESC
-                   "}"),
-            IM_EINVAL, "version: missing");
+    REFUSED(
+        quoted("{'global':" GLOBAL ",'sites':" SITES ",'escalation':" ESC "}"),
+        IM_EINVAL, "version: missing");
     REFUSED(quoted("{'version':2}"), IM_EINVAL, "version: expected 1");
-    REFUSED(quoted("{'version':1,'extra':1}"), IM_EINVAL,
-            "extra: unknown key");
+    REFUSED(quoted("{'version':1,'extra':1}"), IM_EINVAL, "extra: unknown key");
     REFUSED(quoted("{'version':1,'sites':" SITES ",'escalation':" ESC "}"),
             IM_EINVAL, "global: missing");
     REFUSED(doc("{}", NULL, NULL, NULL), IM_EINVAL, "global.rotation: missing");
@@ -399,82 +399,107 @@ TEST(bad_documents)
             "global: expected an object");
     REFUSED(doc("{'rotation':" ROT("UTC") ",'failover':[]}", NULL, NULL, NULL),
             IM_EINVAL, "global.failover: unknown key");
-    REFUSED(doc("{'rotation':" ROT("UTC") ",'overrides':{}}", NULL, NULL,
-                NULL),
+    REFUSED(doc("{'rotation':" ROT("UTC") ",'overrides':{}}", NULL, NULL, NULL),
             IM_EINVAL, "global.overrides: expected a list");
 
     /* Rotations. */
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann','bob',''],"
-                      "'length':'1d','handoff':'09:00','zone':'UTC',"
-                      "'start':'2026-01-05'}}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann','bob',''],"
+                "'length':'1d','handoff':'09:00','zone':'UTC',"
+                "'start':'2026-01-05'}}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.people[2]: empty name");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':[],'length':'1d'}}}",
-                NULL, NULL),
-            IM_EINVAL, "sites.AMS.rotation.people: empty list");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann',7]}}}", NULL,
+    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':[],'length':'1d'}}}", NULL,
                 NULL),
+            IM_EINVAL, "sites.AMS.rotation.people: empty list");
+    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann',7]}}}", NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.people[1]: expected a name");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'36h',"
-                      "'handoff':'09:00','zone':'UTC','start':'2026-01-05'}}}",
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'36h',"
+                "'handoff':'09:00','zone':'UTC','start':'2026-01-05'}}}",
                 NULL, NULL),
-            IM_EINVAL, "sites.AMS.rotation.length: '36h' is not a whole "
-                       "number of days");
+            IM_EINVAL,
+            "sites.AMS.rotation.length: '36h' is not a whole "
+            "number of days");
     REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'0d'}}}",
                 NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.length: '0d' is not a length");
     REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'14w'}}}",
                 NULL, NULL),
-            IM_EINVAL, "sites.AMS.rotation.length: '14w' is longer than 92 "
-                       "days");
+            IM_EINVAL,
+            "sites.AMS.rotation.length: '14w' is longer than 92 "
+            "days");
     REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':1}}}",
                 NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.length: expected a string");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
-                      "'handoff':'9:00'}}}", NULL, NULL),
-            IM_EINVAL, "sites.AMS.rotation.handoff: '9:00' is not a time of "
-                       "day like 09:00");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
-                      "'handoff':'24:00'}}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
+                "'handoff':'9:00'}}}",
+                NULL, NULL),
+            IM_EINVAL,
+            "sites.AMS.rotation.handoff: '9:00' is not a time of "
+            "day like 09:00");
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
+                "'handoff':'24:00'}}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.handoff: '24:00'");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
-                      "'handoff':'09:00','start':'2026-02-30'}}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
+                "'handoff':'09:00','start':'2026-02-30'}}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.start: '2026-02-30' is not a date");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
-                      "'handoff':'09:00','start':'1969-12-31'}}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
+                "'handoff':'09:00','start':'1969-12-31'}}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.start: '1969-12-31' is not a date");
-    REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
-                      "'handoff':'09:00','start':'2026-01-05'}}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'rotation':{'people':['ann'],'length':'1d',"
+                "'handoff':'09:00','start':'2026-01-05'}}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.zone: missing");
     REFUSED(doc(NULL, "{'AMS':{'rotation':" ROT("Europe/Amsterdm") "}}", NULL,
                 NULL),
-            IM_ENOTFOUND, "sites.AMS.rotation.zone: unknown time zone "
-                          "'Europe/Amsterdm' (not in the tz database)");
+            IM_ENOTFOUND,
+            "sites.AMS.rotation.zone: unknown time zone "
+            "'Europe/Amsterdm' (not in the tz database)");
     REFUSED(doc(NULL, "{'AMS':{'rotation':" ROT("EST5EDT") "}}", NULL, NULL),
-            IM_EINVAL, "sites.AMS.rotation.zone: time zone 'EST5EDT': not an "
-                       "IANA zone name");
+            IM_EINVAL,
+            "sites.AMS.rotation.zone: time zone 'EST5EDT': not an "
+            "IANA zone name");
     REFUSED(doc(NULL, "{'AMS':{'rotation':{'people':['ann'],'colour':1}}}",
                 NULL, NULL),
             IM_EINVAL, "sites.AMS.rotation.colour: unknown key");
 
     /* Overrides. */
-    REFUSED(doc(NULL, "{'AMS':{'overrides':[{'person':'cy','from':"
-                      "'2026-01-05T09:00:00Z','until':'2026-01-05T09:00:00Z'"
-                      "}]}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'overrides':[{'person':'cy','from':"
+                "'2026-01-05T09:00:00Z','until':'2026-01-05T09:00:00Z'"
+                "}]}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.overrides[0].until: not after from");
-    REFUSED(doc(NULL, "{'AMS':{'overrides':[{'person':'cy','from':"
-                      "'yesterday','until':'2026-01-05T09:00:00Z'}]}}", NULL,
-                NULL),
-            IM_EINVAL, "sites.AMS.overrides[0].from: 'yesterday' is not a "
-                       "time like");
-    REFUSED(doc(NULL, "{'AMS':{'overrides':[{'person':'cy','from':"
-                      "'2026-01-05T09:00:00','until':'2026-01-06T09:00:00Z'}]"
-                      "}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'overrides':[{'person':'cy','from':"
+                "'yesterday','until':'2026-01-05T09:00:00Z'}]}}",
+                NULL, NULL),
+            IM_EINVAL,
+            "sites.AMS.overrides[0].from: 'yesterday' is not a "
+            "time like");
+    REFUSED(doc(NULL,
+                "{'AMS':{'overrides':[{'person':'cy','from':"
+                "'2026-01-05T09:00:00','until':'2026-01-06T09:00:00Z'}]"
+                "}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.overrides[0].from: '2026-01-05T09:00:00'");
     REFUSED(doc(NULL, "{'AMS':{'overrides':[{'person':' cy'}]}}", NULL, NULL),
-            IM_EINVAL, "sites.AMS.overrides[0].person: name begins or ends "
-                       "with a space");
-    REFUSED(doc(NULL, "{'AMS':{'overrides':[{'person':'cy','from':"
-                      "'2026-01-05T09:00:00Z'}]}}", NULL, NULL),
+            IM_EINVAL,
+            "sites.AMS.overrides[0].person: name begins or ends "
+            "with a space");
+    REFUSED(doc(NULL,
+                "{'AMS':{'overrides':[{'person':'cy','from':"
+                "'2026-01-05T09:00:00Z'}]}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.overrides[0].until: missing");
     REFUSED(doc(NULL, "{'AMS':{'overrides':[7]}}", NULL, NULL), IM_EINVAL,
             "sites.AMS.overrides[0]: expected an object");
@@ -489,8 +514,10 @@ TEST(bad_documents)
             "sites.AMS.failover[0]: unknown site 'XYZ'");
     REFUSED(doc(NULL, "{'AMS':{'failover':['AMS']}}", NULL, NULL), IM_EINVAL,
             "sites.AMS.failover[0]: AMS cannot fail over to itself");
-    REFUSED(doc(NULL, "{'AMS':{'failover':['NYC',['LON','NYC']]},'NYC':{},"
-                      "'LON':{}}", NULL, NULL),
+    REFUSED(doc(NULL,
+                "{'AMS':{'failover':['NYC',['LON','NYC']]},'NYC':{},"
+                "'LON':{}}",
+                NULL, NULL),
             IM_EINVAL, "sites.AMS.failover[1][1]: NYC appears twice");
     REFUSED(doc(NULL, "{'AMS':{'failover':[[]]}}", NULL, NULL), IM_EINVAL,
             "sites.AMS.failover[0]: empty tier");
@@ -528,17 +555,25 @@ TEST(bad_documents)
                 "{'levels':[{'target':'site_manager','person':'x','ack':'5m'"
                 "}]}"),
             IM_EINVAL, "escalation.levels[0].person: only for target");
-    REFUSED(doc(NULL, NULL, NULL, "{'levels':[{'target':'person','ack':'5m'}]}"),
-            IM_EINVAL, "escalation.levels[0].person: empty name");
-    REFUSED(doc(NULL, NULL, NULL, "{'levels':[" "{'target':'site_manager',"
-                                  "'ack':'5m'}],'repeat':11}"),
-            IM_EINVAL, "escalation.repeat: expected a whole number from 0 "
-                       "to 10");
-    REFUSED(doc(NULL, NULL, NULL, "{'levels':[" "{'target':'site_manager',"
-                                  "'ack':'5m'}],'repeat':-1}"),
+    REFUSED(
+        doc(NULL, NULL, NULL, "{'levels':[{'target':'person','ack':'5m'}]}"),
+        IM_EINVAL, "escalation.levels[0].person: empty name");
+    REFUSED(doc(NULL, NULL, NULL,
+                "{'levels':["
+                "{'target':'site_manager',"
+                "'ack':'5m'}],'repeat':11}"),
+            IM_EINVAL,
+            "escalation.repeat: expected a whole number from 0 "
+            "to 10");
+    REFUSED(doc(NULL, NULL, NULL,
+                "{'levels':["
+                "{'target':'site_manager',"
+                "'ack':'5m'}],'repeat':-1}"),
             IM_EINVAL, "escalation.repeat");
-    REFUSED(doc(NULL, NULL, NULL, "{'levels':[" "{'target':'site_manager',"
-                                  "'ack':'5m','note':'x'}]}"),
+    REFUSED(doc(NULL, NULL, NULL,
+                "{'levels':["
+                "{'target':'site_manager',"
+                "'ack':'5m','note':'x'}]}"),
             IM_EINVAL, "escalation.levels[0].note: unknown key");
 }
 
@@ -581,5 +616,5 @@ TEST(limits)
 }
 
 TEST_MAIN(RUN(example_file); RUN(election_from_the_schedule);
-          RUN(ownership_doc_examples); RUN(docs_example_is_valid); RUN(round_trip); RUN(valid_minimal);
-          RUN(bad_documents); RUN(limits))
+          RUN(ownership_doc_examples); RUN(docs_example_is_valid);
+          RUN(round_trip); RUN(valid_minimal); RUN(bad_documents); RUN(limits))

@@ -42,10 +42,10 @@ TEST(names_refused)
         {"", IM_EINVAL},
         {"Europe/Amsterdm", IM_ENOTFOUND},
         {"Mars/Olympus_Mons", IM_ENOTFOUND},
-        {"ABC3", IM_EINVAL},                     /* a POSIX rule */
+        {"ABC3", IM_EINVAL},                       /* a POSIX rule */
         {"CET-1CEST,M3.5.0,M10.5.0/3", IM_EINVAL}, /* a POSIX rule */
-        {"+02:00", IM_EINVAL},                   /* a fixed offset */
-        {"/usr/share/zoneinfo/UTC", IM_EINVAL},  /* a path */
+        {"+02:00", IM_EINVAL},                     /* a fixed offset */
+        {"/usr/share/zoneinfo/UTC", IM_EINVAL},    /* a path */
         {"../zoneinfo/UTC", IM_EINVAL},
         {"Europe/../UTC", IM_EINVAL},
         {"Europe/", IM_EINVAL},
@@ -74,7 +74,10 @@ TEST(names_refused)
 
 TEST(names_accepted)
 {
-    const char *ok[] = {"UTC", "Etc/UTC", "Etc/GMT+5", "Europe/Amsterdam",
+    const char *ok[] = {"UTC",
+                        "Etc/UTC",
+                        "Etc/GMT+5",
+                        "Europe/Amsterdam",
                         "America/Argentina/ComodRivadavia",
                         "America/Port-au-Prince"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -151,35 +154,29 @@ TEST(gap_and_overlap)
 
     /* 02:30 does not exist on 29 March in Amsterdam (02:00 -> 03:00): read
      * with the offset before the change, it is 01:30Z, shown as 03:30. */
-    CHECK_EQ_INT(tz_from_local(ams, &(struct tz_civil){2026, 3, 29, 9000},
-                               &ms),
+    CHECK_EQ_INT(tz_from_local(ams, &(struct tz_civil){2026, 3, 29, 9000}, &ms),
                  0);
     CHECK_EQ_INT(ms, utc("2026-03-29T01:30:00Z"));
     tz_to_local(ams, ms, &c);
     CHECK_EQ_INT(c.sec_of_day, 3 * 3600 + 1800);
     /* 02:30 happens twice on 25 October: the first, still in CEST. */
-    CHECK_EQ_INT(tz_from_local(ams, &(struct tz_civil){2026, 10, 25, 9000},
-                               &ms),
-                 0);
+    CHECK_EQ_INT(
+        tz_from_local(ams, &(struct tz_civil){2026, 10, 25, 9000}, &ms), 0);
     CHECK_EQ_INT(ms, utc("2026-10-25T00:30:00Z"));
     /* New York skips 02:00-03:00 on 8 March, repeats 01:00-02:00 on
      * 1 November. */
-    CHECK_EQ_INT(tz_from_local(nyc, &(struct tz_civil){2026, 3, 8, 9000},
-                               &ms),
+    CHECK_EQ_INT(tz_from_local(nyc, &(struct tz_civil){2026, 3, 8, 9000}, &ms),
                  0);
     CHECK_EQ_INT(ms, utc("2026-03-08T07:30:00Z"));
-    CHECK_EQ_INT(tz_from_local(nyc, &(struct tz_civil){2026, 11, 1, 5400},
-                               &ms),
+    CHECK_EQ_INT(tz_from_local(nyc, &(struct tz_civil){2026, 11, 1, 5400}, &ms),
                  0);
     CHECK_EQ_INT(ms, utc("2026-11-01T05:30:00Z"));
     /* Sydney skips 02:00-03:00 on 4 October, repeats 02:00-03:00 on
      * 5 April. */
-    CHECK_EQ_INT(tz_from_local(syd, &(struct tz_civil){2026, 10, 4, 9000},
-                               &ms),
+    CHECK_EQ_INT(tz_from_local(syd, &(struct tz_civil){2026, 10, 4, 9000}, &ms),
                  0);
     CHECK_EQ_INT(ms, utc("2026-10-03T16:30:00Z")); /* 02:30 AEST = 03:30 AEDT */
-    CHECK_EQ_INT(tz_from_local(syd, &(struct tz_civil){2026, 4, 5, 9000},
-                               &ms),
+    CHECK_EQ_INT(tz_from_local(syd, &(struct tz_civil){2026, 4, 5, 9000}, &ms),
                  0);
     CHECK_EQ_INT(ms, utc("2026-04-04T15:30:00Z")); /* 02:30 AEDT, the first */
     tz_close(ams);
@@ -192,17 +189,16 @@ TEST(bad_local_times)
     struct tz *tz = zone("UTC");
     uint64_t ms = 42;
     const struct tz_civil bad[] = {
-        {2026, 2, 29, 0},     /* not a leap year */
-        {2026, 13, 1, 0},     {2026, 0, 1, 0},     {2026, 4, 31, 0},
-        {2026, 1, 1, -1},     {2026, 1, 1, 86400}, {1969, 12, 31, 0},
+        {2026, 2, 29, 0}, /* not a leap year */
+        {2026, 13, 1, 0}, {2026, 0, 1, 0},     {2026, 4, 31, 0},
+        {2026, 1, 1, -1}, {2026, 1, 1, 86400}, {1969, 12, 31, 0},
         {10000, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ_INT(tz_from_local(tz, &bad[i], &ms), IM_EINVAL);
         CHECK_EQ_INT(ms, 42);
     }
-    CHECK_EQ_INT(tz_from_local(tz, &(struct tz_civil){2024, 2, 29, 0}, &ms),
-                 0);
+    CHECK_EQ_INT(tz_from_local(tz, &(struct tz_civil){2024, 2, 29, 0}, &ms), 0);
     tz_close(tz);
     /* 1970-01-01 00:30 in Amsterdam is before the epoch. */
     tz = zone("Europe/Amsterdam");
@@ -256,10 +252,9 @@ worker(void *p)
     struct thread_arg *a = p;
     const char *zones[] = {"Europe/Amsterdam", "America/New_York",
                            "Australia/Sydney", "Asia/Singapore"};
-    const uint64_t want[] = {utc("2026-03-29T07:00:00Z"),
-                             utc("2026-03-29T13:00:00Z"),
-                             utc("2026-03-28T22:00:00Z"),
-                             utc("2026-03-29T01:00:00Z")};
+    const uint64_t want[] = {
+        utc("2026-03-29T07:00:00Z"), utc("2026-03-29T13:00:00Z"),
+        utc("2026-03-28T22:00:00Z"), utc("2026-03-29T01:00:00Z")};
     for (int i = 0; i < 400; i++) {
         struct tz *tz = NULL;
         struct im_err e;
@@ -268,8 +263,8 @@ worker(void *p)
             continue;
         }
         uint64_t ms = 0;
-        if (tz_from_local(tz, &(struct tz_civil){2026, 3, 29, 9 * 3600},
-                          &ms) != 0 ||
+        if (tz_from_local(tz, &(struct tz_civil){2026, 3, 29, 9 * 3600}, &ms) !=
+                0 ||
             ms != want[i % 4])
             a->failures++;
         tz_close(tz);
@@ -290,7 +285,6 @@ TEST(threads)
     }
 }
 
-TEST_MAIN(RUN(names_refused); RUN(names_accepted);
-          RUN(local_to_utc_and_back); RUN(gap_and_overlap);
-          RUN(bad_local_times); RUN(civil_days_against_timegm);
-          RUN(format_local); RUN(threads))
+TEST_MAIN(RUN(names_refused); RUN(names_accepted); RUN(local_to_utc_and_back);
+          RUN(gap_and_overlap); RUN(bad_local_times);
+          RUN(civil_days_against_timegm); RUN(format_local); RUN(threads))
