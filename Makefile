@@ -51,6 +51,13 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
+# The coordinator's pure decisions (on-call, owner election, escalation, the
+# schedule file): no sockets, no clocks; imcoord and the unit tests link them.
+# Time zones come from the tz database through GLib (coord/tz.h says why).
+COORD_LOGIC_SRCS := coord/tz.c coord/oncall.c coord/elect.c coord/escalate.c \
+                    coord/schedule.c
+COORD_PKGS := glib-2.0
+COORD_LDLIBS := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 UNIT_TESTS := test_incident test_intake test_config_http test_notify test_http \
               test_store test_text test_api test_sim
 TOOLS    := imload bench_lmdb
@@ -63,9 +70,12 @@ NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
 # Node modules other than main, for tests that drive them in-process.
 NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
+COORD_LOGIC_OBJS := $(COORD_LOGIC_SRCS:%.c=$(OUT)/%.o)
 LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
+# Unit tests of the coordinator's pure modules.
+UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean fuzz
@@ -96,10 +106,12 @@ $(BIN)/imctl: $(CLI_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(OUT)/tests/unit/%.o: CFLAGS += -Inode
-$(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(LIBIM)
+$(OUT)/coord/tz.o: CFLAGS += $(shell pkg-config --cflags $(COORD_PKGS) 2>/dev/null)
+
+$(OUT)/tests/unit/%.o: CFLAGS += -Inode -Icoord
+$(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LDLIBS)
 
 $(OUT)/tests/fuzz/%.o: CFLAGS += -Inode
 $(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
@@ -161,7 +173,7 @@ tsan:
 	$(MAKE) SAN=tsan programs
 
 fmt:
-	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c \
+	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] coord/*.[ch] tests/unit/*.[ch] tests/bench/*.c \
 	    tests/fuzz/*.c
 
 clean:
