@@ -76,7 +76,7 @@ jq_check() {
 node_start() {
     local dir=$1 site=$2 attempt i
     for attempt in $(seq 20); do
-        PORT=$((20000 + RANDOM % 20000))
+        PORT=$((10000 + RANDOM % 22000)) # below the ephemeral range (32768-)
         rm -f "$dir/env"
         "$BIN/imnode" --dev --data "$dir" --site "$site" \
             --listen "tcp://127.0.0.1:$PORT" >>"$dir.log" 2>&1 &
@@ -114,7 +114,7 @@ node_stop() {
 free_base() {
     local b p used
     for _ in $(seq 1 50); do
-        b=$((30000 + (RANDOM % 2500) * 10))
+        b=$((10000 + (RANDOM % 2200) * 10)) # below the ephemeral range (32768-)
         used=0
         for p in $(seq "$b" $((b + 29))); do
             ss -ltn "sport = :$p" 2>/dev/null | grep -q LISTEN && used=1

@@ -29,7 +29,7 @@ expect() {
     fi
 }
 
-port() { echo $((20000 + RANDOM % 20000)); }
+port() { echo $((10000 + RANDOM % 22000)); } # below the ephemeral range
 
 expect 0 "usage: imnode" "$BIN/imnode" --help
 expect 2 "unknown option '--bogus'" "$BIN/imnode" --bogus
