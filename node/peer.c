@@ -48,6 +48,23 @@ pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
     return link_of_pk(arg, pk) >= 0 ? 0 : IM_EUNKNOWNKEY;
 }
 
+/* Whether our link to peer is pushing it a backlog (repl_env.pushing). */
+static int
+link_pushing(void *arg, const char *peer)
+{
+    struct peers *p = arg;
+    int pushing = 0;
+    for (size_t i = 0; i < p->links_count; i++) {
+        struct peer_link *l = &p->links[i];
+        if (strcmp(l->site->code, peer) != 0)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        pushing = l->connected && l->link.catching_up;
+        pthread_mutex_unlock(&l->mu);
+    }
+    return pushing;
+}
+
 /* Stores verified ranges through the committer and waits for the commit:
  * the replicated events share the group commit with local writes. */
 struct apply_req {
@@ -802,6 +819,8 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
     p->env.key_arg = (void *)cfg;
     p->env.apply = apply_via_committer;
     p->env.apply_arg = p;
+    p->env.pushing = link_pushing;
+    p->env.pushing_arg = p;
 
     for (size_t i = 0; i < cfg->sites_count; i++) {
         struct peer_link *l;
