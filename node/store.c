@@ -782,9 +782,9 @@ out:
 
 /* ---- replication: remote events, checkpoints, vectors ---- */
 
-/* Re-folds incident id from every event stored for it (the new one ev
- * included) into inc; *refused tells whether the fold refused ev. inc->id
- * stays "" if no opening was accepted yet. */
+/* Re-folds incident id from every event stored for it into inc; if ev is
+ * not NULL, *refused tells whether the fold refused it. inc->id stays ""
+ * if no opening was accepted yet. */
 static int
 refold_stored(struct store_txn *t, const char *id, const Im__Event *ev,
               struct incident *inc, int *refused, struct im_err *e)
@@ -802,7 +802,7 @@ refold_stored(struct store_txn *t, const char *id, const Im__Event *ev,
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
     incident_fold(inc, (const Im__Event **)events, n, outcomes);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; ev != NULL && i < n; i++)
         if (strcmp(outcomes[i].event->origin, ev->origin) == 0 &&
             outcomes[i].event->seq == ev->seq)
             *refused = outcomes[i].code != 0;
@@ -819,6 +819,7 @@ struct remote_entry {
     uint8_t okeys[3][IDX_KEY_MAX];    /* its index keys, if had_record */
     size_t osizes[3];
     int dirty;                        /* inc differs from the stored record */
+    int refold;                       /* a late event came: fold all at the end */
 };
 
 /* Open addressing over a power of two at least twice the entries, so a
@@ -862,6 +863,19 @@ remote_flush(struct store_txn *t, struct im_err *e)
         struct remote_entry *en = r->slot[i];
         if (en == NULL || !en->dirty)
             continue;
+        if (en->refold) {
+            int unused = 0;
+            en->refold = 0;
+            if ((rv = refold_stored(t, en->id, NULL, &r->scratch, &unused, e)) != 0)
+                return rv;
+            /* No accepted "opened" yet (it is still on its way from its
+             * origin): the incident has events but no state until then. */
+            if (r->scratch.id[0] == '\0') {
+                en->dirty = 0;
+                continue;
+            }
+            memcpy(&en->inc, &r->scratch, sizeof en->inc);
+        }
         if (en->inc.id[0] == '\0' || strcmp(en->inc.id, en->id) != 0)
             abort(); /* a bug: only a folded incident is dirty */
         rv = record_put(t->txn, t->s, en->had_record ? en->okeys : NULL,
@@ -952,7 +966,12 @@ store_remote_end(struct store_txn *t, struct im_err *e)
     return rv;
 }
 
-/* Folds ev (already stored) into its incident's cached entry. */
+/* Folds ev (already stored) into its incident's cached entry. A late
+ * event (one that sorts before what the incident already folded), or the
+ * first of an incident we hold no state of, marks the entry for one re-fold
+ * of all its stored events when the run is written: re-folding at every
+ * late event made a healed partition quadratic (each of a side's events
+ * re-read the whole incident; tests/bench/repl.sh table 6). */
 static int
 remote_fold(struct store_txn *t, const Im__Event *ev, int *refused,
             struct im_err *e)
@@ -963,22 +982,15 @@ remote_fold(struct store_txn *t, const Im__Event *ev, int *refused,
 
     if ((rv = remote_entry_get(t, ev->incident, &en, e)) != 0)
         return rv;
+    if (en->refold)
+        return 0; /* the re-fold will take this one too */
     if (en->inc.id[0] != '\0' && incident_event_after_last(&en->inc, ev)) {
         /* The usual case: the newest event of a known incident. */
         *refused = incident_apply(&en->inc, ev, &ee) != 0;
         en->dirty = 1;
         return 0;
     }
-    /* Late, or the first we hear of this incident: fold everything we hold
-     * of it (usually just this event). */
-    struct incident *scratch = &t->remote->scratch;
-    if ((rv = refold_stored(t, ev->incident, ev, scratch, refused, e)) != 0)
-        return rv;
-    /* No accepted "opened" yet (it is still on its way from its origin):
-     * the incident has events but no state until it arrives. */
-    if (scratch->id[0] == '\0')
-        return 0;
-    memcpy(&en->inc, scratch, sizeof en->inc);
+    en->refold = 1;
     en->dirty = 1;
     return 0;
 }

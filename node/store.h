@@ -120,7 +120,10 @@ int store_head_get(MDB_txn *txn, struct store *s, const char *origin,
  * chain: seq == head + 1 and prev_hash == the head's hash, else IM_EPROTO
  * and nothing is written. The event is stored even if the fold refuses it
  * (kept, shown as refused); *refused is set then. The incident is updated
- * by the same fold, incrementally or by a re-fold for a late event. */
+ * by the same fold, incrementally, or for a late event (or one of an
+ * incident not yet opened here) by one re-fold of all its events when the
+ * run ends (store_remote_end); such an event's *refused stays 0: the
+ * timeline shows its fate. */
 int store_append_remote(struct store_txn *t, const Im__Event *ev,
                         const uint8_t *bytes, size_t size,
                         const uint8_t hash[STORE_HASH_BYTES], int *refused,
