@@ -64,6 +64,7 @@ TOOLS    := imload bench_lmdb
 FUZZERS  := fuzz_pagerduty fuzz_alertmanager
 UNIT_TESTS += test_chan
 TOOLS    += bench_chan
+TOOLS    += bench_nng
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(OUT)/%.o)
 NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
@@ -127,6 +128,10 @@ $(BIN)/bench_lmdb: $(OUT)/tests/bench/bench_lmdb.o $(LIBIM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/bench_chan: $(OUT)/tests/bench/bench_chan.o $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/bench_nng: $(OUT)/tests/bench/bench_nng.o $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

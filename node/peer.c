@@ -49,6 +49,23 @@ pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
     return link_of_pk(arg, pk) >= 0 ? 0 : IM_EUNKNOWNKEY;
 }
 
+/* Whether our link to peer is pushing it a backlog (repl_env.pushing). */
+static int
+link_pushing(void *arg, const char *peer)
+{
+    struct peers *p = arg;
+    int pushing = 0;
+    for (size_t i = 0; i < p->links_count; i++) {
+        struct peer_link *l = &p->links[i];
+        if (strcmp(l->site->code, peer) != 0)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        pushing = l->connected && l->link.catching_up;
+        pthread_mutex_unlock(&l->mu);
+    }
+    return pushing;
+}
+
 /* Stores verified ranges through the committer and waits for the commit:
  * the replicated events share the group commit with local writes. */
 struct apply_req {
@@ -682,6 +699,43 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
     return rv;
 }
 
+static int link_open(struct peers *p, struct peer_link *l, struct im_err *e);
+
+/* Drops the link's TCP connection (or pending dial) and dials afresh
+ * (PEER_CONNECT_MS_MAX). On the link's thread; the socket is swapped under
+ * p->mu so that peers_close closes whichever is current, but closed
+ * outside it: NNG's pipe callbacks take p->mu. */
+static void
+link_redial(struct peer_link *l)
+{
+    struct peers *p = l->p;
+    struct im_err e = {0};
+    nng_socket old;
+    int had;
+
+    drop_session(l);
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    old = l->sock;
+    had = l->sock_open;
+    l->sock_open = 0;
+    pthread_mutex_unlock(&p->mu);
+    if (had)
+        nng_close(old);
+    pthread_mutex_lock(&p->mu);
+    if (!p->stopping && link_open(p, l, &e) != 0) {
+        if (l->sock_open)
+            nng_close(l->sock);
+        l->sock_open = 0;
+        log_warn("peer %s: redial: %s", l->site->code, im_errmsg(&e));
+    }
+    pthread_mutex_unlock(&p->mu);
+    l->dial_since_ms = clock_mono_ms();
+}
+
 static void *
 link_main(void *arg)
 {
@@ -701,6 +755,15 @@ link_main(void *arg)
         seen = p->gen;
         pthread_mutex_unlock(&p->mu);
 
+        if (atomic_load(&l->pipes) > 0) {
+            l->dial_since_ms = 0;
+        } else {
+            uint64_t now = clock_mono_ms();
+            if (l->dial_since_ms == 0)
+                l->dial_since_ms = now;
+            else if (now - l->dial_since_ms >= PEER_CONNECT_MS_MAX)
+                link_redial(l);
+        }
         if (!l->has_session) {
             if (atomic_load(&l->pipes) == 0) {
                 /* Not connected: NNG redials with back-off; look again
@@ -709,6 +772,8 @@ link_main(void *arg)
             } else if ((rv = handshake(l, &e)) != 0) {
                 link_error(l, &e);
                 log_debug("peer %s: %s", l->site->code, im_errmsg(&e));
+                if (e.code == IM_ETIMEDOUT)
+                    link_redial(l);
                 idle = 2;
             } else {
                 l->backoff_ms = 0;
@@ -721,6 +786,8 @@ link_main(void *arg)
                 if (e.code != IM_ECLOSED)
                     log_debug("peer %s: %s", l->site->code, im_errmsg(&e));
                 drop_session(l);
+                if (e.code == IM_ETIMEDOUT)
+                    link_redial(l);
                 idle = 2;
             }
         }
@@ -735,6 +802,9 @@ link_main(void *arg)
                 if (l->backoff_ms > PEER_RECONNECT_MS_MAX)
                     l->backoff_ms = PEER_RECONNECT_MS_MAX;
                 wait_ms = l->backoff_ms;
+                /* Look in time to abandon a dial that hangs. */
+                if (atomic_load(&l->pipes) == 0 && wait_ms > PEER_CONNECT_MS_MAX / 2)
+                    wait_ms = PEER_CONNECT_MS_MAX / 2;
             } else {
                 uint64_t now = clock_wall_ms(), next;
                 pthread_mutex_lock(&l->mu);
@@ -816,6 +886,8 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
     p->env.key_arg = (void *)cfg;
     p->env.apply = apply_via_committer;
     p->env.apply_arg = p;
+    p->env.pushing = link_pushing;
+    p->env.pushing_arg = p;
 
     for (size_t i = 0; i < cfg->sites_count; i++) {
         struct peer_link *l;
@@ -900,9 +972,19 @@ peers_close(struct peers *p)
     p->stopping = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < p->links_count; i++)
-        if (p->links[i].sock_open)
-            nng_close(p->links[i].sock);
+    for (size_t i = 0; i < p->links_count; i++) {
+        /* The link's thread may swap its socket (link_redial) until it
+         * sees stopping: take the current one under mu. */
+        nng_socket sock;
+        int open;
+        pthread_mutex_lock(&p->mu);
+        sock = p->links[i].sock;
+        open = p->links[i].sock_open;
+        p->links[i].sock_open = 0;
+        pthread_mutex_unlock(&p->mu);
+        if (open)
+            nng_close(sock);
+    }
     if (p->srv_open)
         nng_close(p->srv);
     for (size_t i = 0; i < p->links_count; i++)

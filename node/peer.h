@@ -42,6 +42,15 @@
 #define PEER_RECONNECT_MS_MIN 100
 #define PEER_RECONNECT_MS_MAX 5000
 
+/* A dial that has not connected within this is abandoned and started
+ * afresh, and a request that timed out abandons its TCP connection too.
+ * Under a partition that drops packets (rather than refusing them) the
+ * kernel retries a lost SYN, and a stalled connection's data, with doubling
+ * back-off: after a minute cut off, its next retry may come a minute after
+ * the link healed, and NNG sees nothing wrong meanwhile (tests/bench/repl.sh
+ * table 6). A fresh dial every PEER_CONNECT_MS_MAX bounds that wait. */
+#define PEER_CONNECT_MS_MAX 2000
+
 /* Sessions the listening side keeps: one per dialling peer, plus pending
  * handshakes; the oldest pending one is dropped when full. Idle sessions
  * expire after PEER_SESSION_IDLE_MS. */
@@ -80,6 +89,7 @@ struct peer_link {
     int has_session;
     uint8_t sid[PEER_SID_BYTES];
     uint64_t backoff_ms;
+    uint64_t dial_since_ms;     /* mono ms the current dial began; 0: connected */
     /* Shared with status readers: under mu. */
     pthread_mutex_t mu;
     struct repl_link link;

@@ -188,12 +188,14 @@ repl_ranges_build(MDB_txn *txn, struct store *s, const struct store_vv *ours,
             lacking++;
     if (lacking == 0)
         return 0;
-    b->ranges = calloc(lacking, sizeof *b->ranges);
-    b->range_ptrs = calloc(lacking, sizeof *b->range_ptrs);
-    b->ckpts = calloc(lacking, sizeof *b->ckpts);
-    b->hashes = calloc(lacking, sizeof *b->hashes);
-    b->sigs = calloc(lacking, sizeof *b->sigs);
-    b->origins = calloc(lacking, sizeof *b->origins);
+    /* Room for every range a message may hold: an origin's share may take
+     * several (each at most REPL_RANGE_EVENTS_MAX events). */
+    b->ranges = calloc(REPL_MSG_RANGES_MAX, sizeof *b->ranges);
+    b->range_ptrs = calloc(REPL_MSG_RANGES_MAX, sizeof *b->range_ptrs);
+    b->ckpts = calloc(REPL_MSG_RANGES_MAX, sizeof *b->ckpts);
+    b->hashes = calloc(REPL_MSG_RANGES_MAX, sizeof *b->hashes);
+    b->sigs = calloc(REPL_MSG_RANGES_MAX, sizeof *b->sigs);
+    b->origins = calloc(REPL_MSG_RANGES_MAX, sizeof *b->origins);
     if (!b->ranges || !b->range_ptrs || !b->ckpts || !b->hashes || !b->sigs ||
         !b->origins) {
         repl_batch_free(b);
@@ -207,18 +209,31 @@ repl_ranges_build(MDB_txn *txn, struct store *s, const struct store_vv *ours,
     for (size_t i = 0; i < ours->count; i++) {
         const struct store_vv_entry *o = &ours->e[i];
         uint64_t t = store_vv_seq(theirs, o->origin), left = 0;
+        size_t start = b->bytes;
         if (o->head.seq <= t || (skip && strcmp(skip, o->origin) == 0))
             continue;
-        if (b->bytes >= max_bytes) {
+        if (b->bytes >= max_bytes || b->ranges_count == REPL_MSG_RANGES_MAX) {
             b->more = 1;
             break;
         }
-        rv = build_range(txn, s, o->origin, t + 1, o->head.seq, budget, b,
-                         &left, e);
-        if (rv != 0) {
-            repl_batch_free(b);
-            return rv;
-        }
+        /* Consecutive ranges of this origin while its share, the message's
+         * bytes and its event and range limits allow: the receiver applies
+         * them in order, each extending the chain the one before left. */
+        do {
+            size_t used = b->bytes - start, share = budget - used;
+            if (share > max_bytes - b->bytes)
+                share = max_bytes - b->bytes;
+            rv = build_range(txn, s, o->origin, t + 1, o->head.seq, share, b,
+                             &left, e);
+            if (rv != 0) {
+                repl_batch_free(b);
+                return rv;
+            }
+            t = o->head.seq - left;
+        } while (left > 0 && b->bytes - start < budget &&
+                 b->bytes < max_bytes &&
+                 b->ranges_count < REPL_MSG_RANGES_MAX &&
+                 b->events_count + REPL_RANGE_EVENTS_MAX <= REPL_MSG_EVENTS_MAX);
         if (left > 0)
             b->more = 1;
     }
@@ -424,7 +439,13 @@ repl_ranges_apply(struct store_txn *t, const struct repl_verified *v, size_t n,
                   struct hlc *clk, uint64_t wall_ms, int *codes,
                   uint64_t *applied, struct im_err *e)
 {
+    int rv;
+
     *applied = 0;
+    /* One run: each incident record is read and written once per message
+     * (store.h); on failure the caller aborts t, which ends the run. */
+    if ((rv = store_remote_begin(t, e)) != 0)
+        return rv;
     for (size_t i = 0; i < n; i++) {
         struct im_err ee = {0};
         uint64_t a = 0;
@@ -437,7 +458,7 @@ repl_ranges_apply(struct store_txn *t, const struct repl_verified *v, size_t n,
         }
         *applied += a;
     }
-    return 0;
+    return store_remote_end(t, e);
 }
 
 /* ---- requests and replies ---- */
@@ -477,9 +498,9 @@ repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
     *applied = 0;
     if (n == 0)
         return 0;
-    if (n > SITES_MAX)
+    if (n > REPL_MSG_RANGES_MAX)
         return im_errf(first_error, IM_EPROTO, "%zu ranges in one message (max %d)",
-                       n, SITES_MAX);
+                       n, REPL_MSG_RANGES_MAX);
     v = calloc(n, sizeof *v);
     codes = calloc(n, sizeof *codes);
     if (v == NULL || codes == NULL) {
@@ -606,7 +627,8 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
         goto out;
     repl_vv_to_pb(ours, heads, head_ptrs, &r.n_have);
     r.have = head_ptrs;
-    if (q->sync) {
+    if (q->sync &&
+        (env->pushing == NULL || !env->pushing(env->pushing_arg, q->site))) {
         if ((rv = repl_ranges_build(txn, env->store, ours, theirs, q->site,
                                     q->max_bytes, &b, e)) != 0)
             goto out;
@@ -635,6 +657,7 @@ repl_link_init(struct repl_link *l, const char *peer)
 void
 repl_link_reset(struct repl_link *l)
 {
+    l->catching_up = 0;
     l->theirs_known = 0;
     l->next_sync_ms = 0;
     l->pushing = 0;
@@ -657,6 +680,14 @@ batch_newest_hlc(const struct repl_batch *b)
         }
     }
     return newest;
+}
+
+static uint32_t
+link_batch_bytes(const struct repl_link *l)
+{
+    if (l->batch_bytes != 0)
+        return l->batch_bytes;
+    return l->catching_up ? REPL_BATCH_BYTES_MAX : REPL_BATCH_BYTES_DEFAULT;
 }
 
 int
@@ -684,7 +715,7 @@ repl_link_request(struct repl_env *env, struct repl_link *l, uint64_t now_ms,
     l->pushing = 0;
     if (l->theirs_known && repl_vv_lacking(ours, &l->theirs) > 0) {
         rv = repl_ranges_build(txn, env->store, ours, &l->theirs, l->peer,
-                               l->batch_bytes, &b, e);
+                               link_batch_bytes(l), &b, e);
         if (rv != 0)
             goto out;
         if (b.ranges_count > 0) {
@@ -692,13 +723,14 @@ repl_link_request(struct repl_env *env, struct repl_link *l, uint64_t now_ms,
             q.ranges = b.range_ptrs;
             l->pushing = 1;
             l->last_pushed_hlc = batch_newest_hlc(&b);
+            l->catching_up = b.more;
         }
     }
     if (!l->pushing) {
         if (l->theirs_known && now_ms < l->next_sync_ms)
             goto out; /* nothing to do yet */
         q.sync = 1;
-        q.max_bytes = l->batch_bytes;
+        q.max_bytes = link_batch_bytes(l);
     }
     *req_size = im__repl_request__get_packed_size(&q);
     if ((*req = malloc(*req_size)) == NULL) {
@@ -756,8 +788,10 @@ repl_link_reply(struct repl_env *env, struct repl_link *l,
         if (rv != 0)
             *e = first;
     }
-    if (!l->pushing)
+    if (!l->pushing) {
         l->next_sync_ms = r->more ? now_ms : now_ms + REPL_SYNC_INTERVAL_MS;
+        l->catching_up = r->more;
+    }
 out:
     l->pushing = 0;
     im__repl_reply__free_unpacked(r, NULL);

@@ -50,9 +50,19 @@ _Static_assert(STORE_CKPT_EVERY <= REPL_RANGE_EVENTS_MAX,
 _Static_assert(STORE_CKPT_BYTES <= REPL_BATCH_BYTES_MAX,
                "origin checkpoints are denser than a batch");
 
+/* Ranges and events in one message. A message holds up to one range per
+ * origin, and an origin whose share of the message has room for more than
+ * REPL_RANGE_EVENTS_MAX events continues with further ranges while the
+ * message stays within REPL_MSG_EVENTS_MAX: a catch-up then moves
+ * REPL_BATCH_BYTES_MAX per round trip and per write transaction, not one
+ * range's worth (tests/bench/repl.sh). The receiver refuses a message of
+ * more than REPL_MSG_RANGES_MAX ranges. */
+#define REPL_MSG_RANGES_MAX SITES_MAX
+#define REPL_MSG_EVENTS_MAX (4 * REPL_RANGE_EVENTS_MAX)
+
 #define REPL_MSG_SIZE_MAX                                                   \
     (2 * (REPL_BATCH_BYTES_MAX + EVENT_SIZE_MAX) +                           \
-     REPL_RANGE_EVENTS_MAX * 16 + SITES_MAX * 512 + 65536)
+     REPL_MSG_EVENTS_MAX * 16 + SITES_MAX * 512 + 65536)
 
 /* A received event whose HLC is further ahead of our wall clock than this
  * is stored and folded but not observed by our clock (DESIGN.md §3). */
@@ -194,6 +204,12 @@ struct repl_env {
     int (*apply)(void *arg, struct repl_verified *v, size_t n, int *codes,
                  uint64_t *applied, struct im_err *e);
     void *apply_arg;
+    /* Optional (NULL: never): 1 if our own link to peer is pushing it a
+     * backlog. A sync from that peer then gets our vector but no ranges:
+     * they would repeat the push in flight, and the receiver would verify
+     * every event twice (a catch-up moved each event about twice before). */
+    int (*pushing)(void *arg, const char *peer);
+    void *pushing_arg;
 };
 
 /* Server side: decodes a ReplRequest from peer_site (the identity the
@@ -216,7 +232,14 @@ struct repl_link {
     uint64_t lag_ms;            /* now - that HLC when the peer acknowledged */
     uint64_t lag_samples;       /* how many times lag_ms was measured */
     int pushing;                /* the request in flight is a push */
-    uint32_t batch_bytes;       /* max_bytes asked for in syncs (0: default) */
+    uint32_t batch_bytes;       /* max_bytes of pushes and syncs (0: see
+                                 * catching_up) */
+    /* The last push or sync left more to send: a backlog (a site that was
+     * down, a healed partition). With batch_bytes 0, the link then moves
+     * REPL_BATCH_BYTES_MAX per message instead of the default, amortising
+     * a round trip and a write transaction over four times the events;
+     * steady pushes stay small and quick. */
+    int catching_up;
     struct repl_counters counters;
     char last_error[IM_ERRMSG_MAX];
 };

@@ -328,12 +328,14 @@ idx_keys(const struct incident *inc, uint8_t keys[3][IDX_KEY_MAX],
     return 3;
 }
 
+/* Writes inc's record and moves its index entries from okeys (the keys of
+ * the record it replaces; NULL if none) to its own. */
 static int
-incident_put(MDB_txn *txn, struct store *s, const struct incident *old,
-             const struct incident *inc)
+record_put(MDB_txn *txn, struct store *s, uint8_t okeys[3][IDX_KEY_MAX],
+           const size_t osizes[3], const struct incident *inc)
 {
-    uint8_t okeys[3][IDX_KEY_MAX], nkeys[3][IDX_KEY_MAX];
-    size_t osizes[3], nsizes[3];
+    uint8_t nkeys[3][IDX_KEY_MAX];
+    size_t nsizes[3];
     struct incident_pb pb;
     MDB_val k, v;
     size_t size;
@@ -354,9 +356,7 @@ incident_put(MDB_txn *txn, struct store *s, const struct incident *old,
      * copies and rewrites its B-tree page in every commit: with many
      * incidents that was a third of the pages a commit wrote (tests/bench). */
     idx_keys(inc, nkeys, nsizes);
-    int have_old = old != NULL && old->id[0] != '\0';
-    if (have_old)
-        idx_keys(old, okeys, osizes);
+    int have_old = okeys != NULL;
     for (int i = 0; i < 3; i++) {
         MDB_val empty = {0, NULL};
         if (have_old && osizes[i] == nsizes[i] &&
@@ -375,6 +375,19 @@ incident_put(MDB_txn *txn, struct store *s, const struct incident *old,
             return rv;
     }
     return 0;
+}
+
+static int
+incident_put(MDB_txn *txn, struct store *s, const struct incident *old,
+             const struct incident *inc)
+{
+    uint8_t okeys[3][IDX_KEY_MAX];
+    size_t osizes[3];
+
+    if (old == NULL || old->id[0] == '\0')
+        return record_put(txn, s, NULL, NULL, inc);
+    idx_keys(old, okeys, osizes);
+    return record_put(txn, s, okeys, osizes, inc);
 }
 
 static int
@@ -509,9 +522,12 @@ store_write_begin(struct store *s, struct store_txn *t, struct im_err *e)
     return 0;
 }
 
+static void remote_free(struct store_txn *t);
+
 void
 store_abort(struct store_txn *t)
 {
+    remote_free(t);
     if (t->txn != NULL)
         mdb_txn_abort(t->txn);
     t->txn = NULL;
@@ -564,6 +580,8 @@ store_commit(struct store_txn *t, const struct im_key *site_key,
     struct store *s = t->s;
     int rv;
 
+    if (t->remote != NULL)
+        abort(); /* a bug: store_remote_end must write the incidents first */
     /* One signature per commit (DESIGN.md §4), plus one every
      * STORE_CKPT_EVERY events of a long commit: receivers verify the chain
      * links by hashing and a range by one signature. Only our own site's
@@ -677,6 +695,8 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
     int rv, is_open = ev->body != NULL &&
                       ev->body->kind_case == IM__BODY__KIND_OPENED;
 
+    if (t->remote != NULL)
+        abort(); /* a bug: it would read stale incidents */
     old = malloc(sizeof *old);
     if (old == NULL)
         return im_errf(e, IM_ENOMEM, "out of memory");
@@ -781,12 +801,12 @@ out:
 
 /* ---- replication: remote events, checkpoints, vectors ---- */
 
-/* Re-folds incident id from every event stored for it (the new one
- * included) and writes the record if the fold opened it. */
+/* Re-folds incident id from every event stored for it into inc; if ev is
+ * not NULL, *refused tells whether the fold refused it. inc->id stays ""
+ * if no opening was accepted yet. */
 static int
 refold_stored(struct store_txn *t, const char *id, const Im__Event *ev,
-              const struct incident *old, struct incident *inc, int *refused,
-              struct im_err *e)
+              struct incident *inc, int *refused, struct im_err *e)
 {
     Im__Event **events = NULL;
     struct fold_outcome *outcomes;
@@ -801,18 +821,221 @@ refold_stored(struct store_txn *t, const char *id, const Im__Event *ev,
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
     incident_fold(inc, (const Im__Event **)events, n, outcomes);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; ev != NULL && i < n; i++)
         if (strcmp(outcomes[i].event->origin, ev->origin) == 0 &&
             outcomes[i].event->seq == ev->seq)
             *refused = outcomes[i].code != 0;
     free(outcomes);
     store_events_free(events, n);
-    /* No accepted "opened" yet (it is still on its way from its origin):
-     * the incident has events but no state until it arrives. */
-    if (inc->id[0] == '\0')
-        return 0;
-    if ((rv = incident_put(t->txn, t->s, old->id[0] ? old : NULL, inc)) != 0)
-        return from_mdb(t->s, rv, e, "write incident");
+    return 0;
+}
+
+/* One cached incident of a run of remote appends. */
+struct remote_entry {
+    char id[INCIDENT_ID_MAX + 1];     /* the key ("" = free slot) */
+    struct incident inc;              /* current state; inc.id "" = none */
+    int had_record;                   /* a record was stored before the run */
+    uint8_t okeys[3][IDX_KEY_MAX];    /* its index keys, if had_record */
+    size_t osizes[3];
+    int dirty;                        /* inc differs from the stored record */
+    int refold;                       /* a late event came: fold all at the end */
+    const Im__Event *last_ev;         /* the latest such event (borrowed from
+                                         the caller until the run ends) */
+};
+
+/* Open addressing over a power of two at least twice the entries, so a
+ * probe ends quickly at a free slot. */
+#define REMOTE_SLOTS (2 * STORE_REMOTE_CACHE_MAX)
+_Static_assert((REMOTE_SLOTS & (REMOTE_SLOTS - 1)) == 0, "a power of two");
+
+struct store_remote {
+    struct remote_entry *slot[REMOTE_SLOTS];
+    size_t count;
+    struct incident scratch;          /* a re-fold's result */
+};
+
+static uint32_t
+id_hash(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id != '\0'; id++)
+        h = (h ^ (uint8_t)*id) * 16777619u;
+    return h;
+}
+
+static void
+remote_clear(struct store_remote *r)
+{
+    for (size_t i = 0; i < REMOTE_SLOTS; i++) {
+        free(r->slot[i]);
+        r->slot[i] = NULL;
+    }
+    r->count = 0;
+}
+
+/* Writes every dirty entry; they stay cached, now clean. */
+static int
+remote_flush(struct store_txn *t, struct im_err *e)
+{
+    struct store_remote *r = t->remote;
+    int rv;
+
+    for (size_t i = 0; i < REMOTE_SLOTS; i++) {
+        struct remote_entry *en = r->slot[i];
+        if (en == NULL || !en->dirty)
+            continue;
+        if (en->refold) {
+            int unused = 0;
+            en->refold = 0;
+            if ((rv = refold_stored(t, en->id, NULL, &r->scratch, &unused, e)) != 0)
+                return rv;
+            /* No accepted "opened" yet (it is still on its way from its
+             * origin): the incident has events but no state until then. */
+            if (r->scratch.id[0] == '\0') {
+                en->dirty = 0;
+                continue;
+            }
+            if (t->s->derive != NULL && en->last_ev != NULL &&
+                (rv = t->s->derive(t->s->derive_arg, t, &en->inc, &r->scratch,
+                                   en->last_ev, e)) != 0)
+                return rv;
+            en->last_ev = NULL;
+            memcpy(&en->inc, &r->scratch, sizeof en->inc);
+        }
+        if (en->inc.id[0] == '\0' || strcmp(en->inc.id, en->id) != 0)
+            abort(); /* a bug: only a folded incident is dirty */
+        rv = record_put(t->txn, t->s, en->had_record ? en->okeys : NULL,
+                        en->osizes, &en->inc);
+        if (rv != 0)
+            return from_mdb(t->s, rv, e, "write incident");
+        en->had_record = 1;
+        idx_keys(&en->inc, en->okeys, en->osizes);
+        en->dirty = 0;
+    }
+    return 0;
+}
+
+/* The entry of id, loaded from the store on first use. */
+static int
+remote_entry_get(struct store_txn *t, const char *id,
+                 struct remote_entry **out, struct im_err *e)
+{
+    struct store_remote *r = t->remote;
+    struct remote_entry *en;
+    struct im_err ee = {0};
+    size_t i;
+    int rv;
+
+    for (i = id_hash(id) & (REMOTE_SLOTS - 1); r->slot[i] != NULL;
+         i = (i + 1) & (REMOTE_SLOTS - 1))
+        if (strcmp(r->slot[i]->id, id) == 0) {
+            *out = r->slot[i];
+            return 0;
+        }
+    if (r->count == STORE_REMOTE_CACHE_MAX) {
+        /* Full: write everything out and start over. */
+        if ((rv = remote_flush(t, e)) != 0)
+            return rv;
+        remote_clear(r);
+        for (i = id_hash(id) & (REMOTE_SLOTS - 1); r->slot[i] != NULL;
+             i = (i + 1) & (REMOTE_SLOTS - 1))
+            ;
+    }
+    if ((en = malloc(sizeof *en)) == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    memset(en, 0, sizeof *en);
+    snprintf(en->id, sizeof en->id, "%s", id);
+    rv = store_incident_get(t->txn, t->s, id, &en->inc, &ee);
+    if (rv == 0) {
+        en->had_record = 1;
+        idx_keys(&en->inc, en->okeys, en->osizes);
+    } else if (rv == IM_ENOTFOUND) {
+        memset(&en->inc, 0, sizeof en->inc);
+    } else {
+        free(en);
+        return im_errf(e, rv, "%s", im_errmsg(&ee));
+    }
+    r->slot[i] = en;
+    r->count++;
+    *out = en;
+    return 0;
+}
+
+int
+store_remote_begin(struct store_txn *t, struct im_err *e)
+{
+    if (t->txn == NULL || t->remote != NULL)
+        abort(); /* a bug: one run at a time, in an open transaction */
+    if ((t->remote = calloc(1, sizeof *t->remote)) == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void
+remote_free(struct store_txn *t)
+{
+    if (t->remote == NULL)
+        return;
+    remote_clear(t->remote);
+    free(t->remote);
+    t->remote = NULL;
+}
+
+int
+store_remote_end(struct store_txn *t, struct im_err *e)
+{
+    int rv;
+    if (t->remote == NULL)
+        abort(); /* a bug: no run is open */
+    rv = remote_flush(t, e);
+    remote_free(t);
+    return rv;
+}
+
+/* Folds ev (already stored) into its incident's cached entry. A late
+ * event (one that sorts before what the incident already folded), or the
+ * first of an incident we hold no state of, marks the entry for one re-fold
+ * of all its stored events when the run is written: re-folding at every
+ * late event made a healed partition quadratic (each of a side's events
+ * re-read the whole incident; tests/bench/repl.sh table 6). */
+static int
+remote_fold(struct store_txn *t, const Im__Event *ev, int *refused,
+            struct im_err *e)
+{
+    struct remote_entry *en = NULL;
+    struct im_err ee = {0};
+    int rv;
+
+    if ((rv = remote_entry_get(t, ev->incident, &en, e)) != 0)
+        return rv;
+    if (!en->refold && en->inc.id[0] != '\0' &&
+        incident_event_after_last(&en->inc, ev)) {
+        /* The usual case: the newest event of a known incident. */
+        struct incident *before = NULL;
+        if (t->s->derive != NULL) {
+            if ((before = malloc(sizeof *before)) == NULL)
+                return im_errf(e, IM_ENOMEM, "out of memory");
+            memcpy(before, &en->inc, sizeof *before);
+        }
+        *refused = incident_apply(&en->inc, ev, &ee) != 0;
+        en->dirty = 1;
+        /* Derived tables (the outbox) see each event with the incident
+         * before and after it, as for a local append. */
+        if (before != NULL) {
+            rv = t->s->derive(t->s->derive_arg, t, before, &en->inc, ev, e);
+            free(before);
+        }
+        return rv;
+    }
+    /* Re-folded when the run is written. The derive hook sees this event
+     * now with the state unchanged (it records deliveries), and the last
+     * such event again with the re-folded state then. */
+    if (t->s->derive != NULL &&
+        (rv = t->s->derive(t->s->derive_arg, t, &en->inc, &en->inc, ev, e)) != 0)
+        return rv;
+    en->refold = 1;
+    en->dirty = 1;
+    en->last_ev = ev;
     return 0;
 }
 
@@ -824,12 +1047,10 @@ store_append_remote(struct store_txn *t, const Im__Event *ev,
 {
     struct store *s = t->s;
     static const uint8_t zero_hash[STORE_HASH_BYTES];
-    struct incident *old = NULL, *inc = NULL;
     struct store_head head;
     uint8_t ekey[EVENT_KEY], ikey[INC_EV_KEY_MAX];
-    struct im_err ee = {0};
     MDB_val k, v;
-    int rv;
+    int rv, own_run = 0;
 
     *refused = 0;
     if ((rv = store_head_get(t->txn, s, ev->origin, &head)) != 0)
@@ -866,39 +1087,23 @@ store_append_remote(struct store_txn *t, const Im__Event *ev,
     v.mv_size = 0;
     if ((rv = mdb_put(t->txn, s->inc_events, &k, &v, 0)) != 0)
         return from_mdb(s, rv, e, "index event");
+    /* The alert index is derived from events alone: follow replicated
+     * events exactly as local ones, in the same transaction. */
+    if ((rv = alerts_index_event(t, ev, e)) != 0)
+        return rv;
 
-    old = malloc(sizeof *old);
-    inc = malloc(sizeof *inc);
-    if (old == NULL || inc == NULL) {
-        rv = im_errf(e, IM_ENOMEM, "out of memory");
-        goto out;
+    if (t->remote == NULL) {
+        if ((rv = store_remote_begin(t, e)) != 0)
+            return rv;
+        own_run = 1;
     }
-    memset(old, 0, sizeof *old);
-    rv = store_incident_get(t->txn, s, ev->incident, old, &ee);
-    if (rv == 0 && incident_event_after_last(old, ev)) {
-        memcpy(inc, old, sizeof *inc);
-        *refused = incident_apply(inc, ev, &ee) != 0;
-        if ((rv = incident_put(t->txn, s, old, inc)) != 0)
-            rv = from_mdb(s, rv, e, "write incident");
-    } else if (rv == 0 || rv == IM_ENOTFOUND) {
-        /* Late, or the first we hear of this incident: fold everything we
-         * hold of it (usually just this event). */
-        if (rv == IM_ENOTFOUND)
-            memset(old, 0, sizeof *old);
-        rv = refold_stored(t, ev->incident, ev, old, inc, refused, e);
-    } else {
-        rv = im_errf(e, rv, "%s", im_errmsg(&ee));
+    rv = remote_fold(t, ev, refused, e);
+    if (own_run) {
+        if (rv == 0)
+            rv = store_remote_end(t, e);
+        else
+            remote_free(t);
     }
-    /* Derived tables follow replicated events exactly as local ones, in
-     * the same transaction. An incident whose opening has not arrived yet
-     * has no state to derive from; its opening will. */
-    if (rv == 0)
-        rv = alerts_index_event(t, ev, e);
-    if (rv == 0 && s->derive != NULL && inc->id[0] != '\0')
-        rv = s->derive(s->derive_arg, t, old, inc, ev, e);
-out:
-    free(old);
-    free(inc);
     return rv;
 }
 

@@ -103,6 +103,8 @@ struct store_txn {
     int appended_count;
     /* Backs the prev_hash of the event last appended. */
     uint8_t prev_hash[STORE_HASH_BYTES];
+    /* Open between store_remote_begin and store_remote_end: NULL else. */
+    struct store_remote *remote;
 };
 
 int store_write_begin(struct store *s, struct store_txn *t, struct im_err *e);
@@ -140,11 +142,30 @@ int store_head_get(MDB_txn *txn, struct store *s, const char *origin,
  * chain: seq == head + 1 and prev_hash == the head's hash, else IM_EPROTO
  * and nothing is written. The event is stored even if the fold refuses it
  * (kept, shown as refused); *refused is set then. The incident is updated
- * by the same fold, incrementally or by a re-fold for a late event. */
+ * by the same fold, incrementally, or for a late event (or one of an
+ * incident not yet opened here) by one re-fold of all its events when the
+ * run ends (store_remote_end); such an event's *refused stays 0: the
+ * timeline shows its fate. */
 int store_append_remote(struct store_txn *t, const Im__Event *ev,
                         const uint8_t *bytes, size_t size,
                         const uint8_t hash[STORE_HASH_BYTES], int *refused,
                         struct im_err *e);
+
+/* A run of remote appends in one transaction (one replication message)
+ * shares a cache of the incidents it touches, so that each incident record
+ * is decoded once and written once per run rather than once per event: a
+ * catch-up spent most of its writer time decoding, copying and re-encoding
+ * the same records (tests/bench/repl.sh). Between store_remote_begin and
+ * store_remote_end only store_append_remote, store_checkpoint_put and
+ * store_head_get may use t: the incidents table and its indexes are stale
+ * until store_remote_end writes them. Without an open run,
+ * store_append_remote writes its incident at once, as before. At most
+ * STORE_REMOTE_CACHE_MAX incidents are held (about 13 KiB each); a run that
+ * touches more writes them out and starts over. On any error abort t (which
+ * frees the run); store_commit requires the run to be ended. */
+#define STORE_REMOTE_CACHE_MAX 1024
+int store_remote_begin(struct store_txn *t, struct im_err *e);
+int store_remote_end(struct store_txn *t, struct im_err *e);
 
 /* Records a verified checkpoint signature of origin at seq. */
 int store_checkpoint_put(struct store_txn *t, const char *origin, uint64_t seq,

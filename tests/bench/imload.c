@@ -18,7 +18,16 @@
  * Prints "name value" lines (events/s, requests/s, latency percentiles of
  * whole requests, send to reply) for the run script to tabulate. Exit 0
  * only if every op was acknowledged; otherwise the first error is printed
- * and the exit status is 1 (2 for bad usage, 3 if the node is unreachable). */
+ * and the exit status is 1 (2 for bad usage, 3 if the node is unreachable).
+ *
+ * Replication lag (tests/bench/repl.sh): --rate paces the requests (open
+ * loop: request i leaves at start + i * ops / rate, whatever the replies
+ * do), and --watch URL,... polls those nodes' version vectors (the API's
+ * peers op) in a thread while the run goes on, each every --watch-ms. For
+ * every acknowledged event and watched node, lag = the first poll that saw
+ * the node hold its seq - the moment its reply reached us; an event seen
+ * before its reply arrived counts 0. A lag is over- rather than
+ * under-stated, by up to one poll period and one poll's round trip. */
 #include <errno.h>
 #include <getopt.h>
 #include <nng/nng.h>
@@ -55,6 +64,14 @@
 /* Services the opened incidents are spread over (so lists are realistic). */
 #define LOAD_SERVICES 20
 #define LOAD_ERROR_MAX 512
+/* Nodes --watch polls, and vector changes kept per node (one per poll at
+ * most: a poll every ~0.5 ms for an hour fits). */
+#define LOAD_WATCH_MAX 8
+#define LOAD_WATCH_SAMPLES_MAX (8 * 1024 * 1024)
+/* After the last reply, how long --watch waits for the watched nodes to
+ * hold every acknowledged event before it counts the rest as lost. */
+#define LOAD_WATCH_TAIL_MS 30000
+#define LOAD_RATE_MAX 1000000
 
 static const char usage[] =
     "usage: imload --node URL --key FILE [options] open|note\n"
@@ -76,7 +93,13 @@ static const char usage[] =
     "  --existing        note: write to the first K open incidents the node\n"
     "                    lists rather than opening new ones\n"
     "  --requests N      note: requests to send (default 20000)\n"
-    "  --seconds S       stop sending after S seconds (default: no limit)\n";
+    "  --seconds S       stop sending after S seconds (default: no limit)\n"
+    "  --rate R          send R events/s, paced (default: as fast as replies\n"
+    "                    come back)\n"
+    "  --watch URL,...   report replication lag: poll these nodes' version\n"
+    "                    vectors and time each acknowledged event from its\n"
+    "                    reply to the first poll that finds it there\n"
+    "  --watch-ms P      poll each watched node every P ms (default 2)\n";
 
 struct load;
 
@@ -86,6 +109,7 @@ struct lctx {
     nng_aio *aio;
     int ctx_open;
     int sending;
+    int sleeping;      /* waiting for the request's paced start */
     size_t idx;        /* request being served */
     uint64_t t0_us;    /* when it was sent */
 };
@@ -105,6 +129,11 @@ struct load {
     uint8_t *answered;         /* per request: 1 once answered */
     char (*ids)[INCIDENT_ID_MAX + 1]; /* open: the ids, per op; or NULL */
     uint64_t deadline_us;      /* 0: none */
+    uint64_t start_us;
+    uint64_t rate;             /* events/s; 0: unpaced */
+    /* --watch: per request, its reply's time and its events' seqs. */
+    uint64_t *ack_us;
+    uint64_t *seq_lo, *seq_hi;
 
     _Atomic size_t next;
     _Atomic uint64_t ops_ok, ops_failed, reqs_failed;
@@ -149,7 +178,9 @@ ctx_finish(struct lctx *x)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* Sends the next request, or finishes this context. */
+static void ctx_send(struct lctx *x);
+
+/* Sends the next request (when its pace says), or finishes this context. */
 static void
 ctx_next(struct lctx *x)
 {
@@ -166,6 +197,26 @@ ctx_next(struct lctx *x)
         return;
     }
     x->idx = i;
+    if (l->rate != 0) {
+        uint64_t due = l->start_us + (uint64_t)((double)i * l->ops_per_req *
+                                                1e6 / (double)l->rate);
+        uint64_t now = mono_us();
+        if (due > now + 500) {
+            x->sleeping = 1;
+            TSAN_RELEASE(x);
+            nng_sleep_aio((nng_duration)((due - now) / 1000), x->aio);
+            return;
+        }
+    }
+    ctx_send(x);
+}
+
+static void
+ctx_send(struct lctx *x)
+{
+    struct load *l = x->l;
+    size_t i = x->idx;
+
     x->sending = 1;
     x->t0_us = mono_us();
     nng_aio_set_msg(x->aio, l->msgs[i]);
@@ -205,6 +256,12 @@ check_reply(struct lctx *x, nng_msg *msg)
             continue;
         }
         ok++;
+        if (l->seq_lo != NULL) {
+            if (l->seq_lo[x->idx] == 0 || r->event->seq < l->seq_lo[x->idx])
+                l->seq_lo[x->idx] = r->event->seq;
+            if (r->event->seq > l->seq_hi[x->idx])
+                l->seq_hi[x->idx] = r->event->seq;
+        }
         if (l->ids != NULL)
             snprintf(l->ids[x->idx * l->ops_per_req + j], INCIDENT_ID_MAX + 1,
                      "%s", r->incident->id);
@@ -225,6 +282,11 @@ ctx_cb(void *arg)
     TSAN_ACQUIRE(x);
     l = x->l;
     rv = nng_aio_result(x->aio);
+    if (x->sleeping) {
+        x->sleeping = 0;
+        ctx_send(x);
+        return;
+    }
     if (x->sending) {
         if (rv != 0) {
             /* A failed send leaves the message with us. */
@@ -246,7 +308,10 @@ ctx_cb(void *arg)
         return;
     }
     nng_msg *msg = nng_aio_get_msg(x->aio);
-    l->lat_us[x->idx] = (uint32_t)(mono_us() - x->t0_us);
+    uint64_t now = mono_us();
+    l->lat_us[x->idx] = (uint32_t)(now - x->t0_us);
+    if (l->ack_us != NULL)
+        l->ack_us[x->idx] = now;
     check_reply(x, msg);
     nng_msg_free(msg);
     ctx_next(x);
@@ -320,6 +385,10 @@ phase_free(struct load *l)
     free(l->msgs);
     free(l->lat_us);
     free(l->answered);
+    free(l->ack_us);
+    free(l->seq_lo);
+    free(l->seq_hi);
+    l->ack_us = l->seq_lo = l->seq_hi = NULL;
     l->msgs = NULL;
     l->lat_us = NULL;
     l->answered = NULL;
@@ -332,7 +401,11 @@ phase_alloc(struct load *l, size_t requests, size_t ops, struct im_err *e)
     l->msgs = calloc(requests, sizeof *l->msgs);
     l->lat_us = calloc(requests, sizeof *l->lat_us);
     l->answered = calloc(requests, 1);
-    if (l->msgs == NULL || l->lat_us == NULL || l->answered == NULL) {
+    l->ack_us = calloc(requests, sizeof *l->ack_us);
+    l->seq_lo = calloc(requests, sizeof *l->seq_lo);
+    l->seq_hi = calloc(requests, sizeof *l->seq_hi);
+    if (l->msgs == NULL || l->lat_us == NULL || l->answered == NULL ||
+        l->ack_us == NULL || l->seq_lo == NULL || l->seq_hi == NULL) {
         phase_free(l);
         return im_errf(e, IM_ENOMEM, "out of memory for %zu requests", requests);
     }
@@ -367,6 +440,7 @@ phase_run(struct load *l, uint64_t seconds, struct phase_result *out)
     atomic_store(&l->ops_failed, 0);
     atomic_store(&l->reqs_failed, 0);
     start = mono_us();
+    l->start_us = start;
     l->deadline_us = seconds ? start + seconds * 1000000 : 0;
     pthread_mutex_lock(&l->mu);
     l->active = l->ctxs_count;
@@ -406,6 +480,252 @@ phase_ok(struct load *l, const struct phase_result *r, struct im_err *e)
                        (unsigned long long)r->ops_failed,
                        (unsigned long long)r->reqs_failed, l->first_error);
     return 0;
+}
+
+/* ---- --watch: replication lag ---- */
+
+struct watched {
+    char url[URL_MAX + 1];
+    struct client c;
+    int open;
+    /* Every change of the node's seq for our origin: when a poll's reply
+     * arrived, and the seq it held. */
+    uint64_t *t_us, *seq;
+    size_t count, cap;
+};
+
+struct watch {
+    struct watched nodes[LOAD_WATCH_MAX];
+    size_t count;
+    char origin[SITE_CODE_MAX + 1];
+    pthread_t thread;
+    int started;
+    _Atomic int phase_done;     /* the load finished: poll the tail */
+    _Atomic uint64_t want_seq;  /* the highest acknowledged seq, then */
+    uint64_t polls;
+    uint64_t period_us;         /* one poll of every node per period */
+    char error[LOAD_ERROR_MAX];
+};
+
+/* The seq that node holds of origin (0 if none). */
+static int
+poll_seq(struct client *c, const char *origin, char *site_out, uint64_t *seq,
+         struct im_err *e)
+{
+    Im__Peers q = IM__PEERS__INIT;
+    Im__Op op = IM__OP__INIT, *opp = &op;
+    Im__Response *resp = NULL;
+    int rv;
+
+    op.kind_case = IM__OP__KIND_PEERS;
+    op.peers = &q;
+    if ((rv = client_call(c, &opp, 1, &resp, e)) != 0)
+        return rv;
+    if (resp->code != 0 || resp->n_results != 1 || resp->results[0]->code != 0 ||
+        resp->results[0]->peers == NULL) {
+        rv = im_errf(e, IM_EPROTO, "peers refused: %s",
+                     resp->code ? resp->error : "no peers result");
+        im__response__free_unpacked(resp, NULL);
+        return rv;
+    }
+    const Im__PeersReply *pr = resp->results[0]->peers;
+    *seq = 0;
+    if (site_out != NULL)
+        snprintf(site_out, SITE_CODE_MAX + 1, "%s", pr->site);
+    for (size_t i = 0; origin != NULL && i < pr->n_have; i++)
+        if (strcmp(pr->have[i]->origin, origin) == 0)
+            *seq = pr->have[i]->seq;
+    im__response__free_unpacked(resp, NULL);
+    return 0;
+}
+
+static int
+watched_add(struct watched *w, uint64_t t_us, uint64_t seq)
+{
+    if (w->count > 0 && w->seq[w->count - 1] == seq)
+        return 0;
+    if (w->count == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 4096;
+        uint64_t *t, *q;
+        if (cap > LOAD_WATCH_SAMPLES_MAX)
+            return IM_ETOOBIG;
+        if ((t = realloc(w->t_us, cap * sizeof *t)) == NULL)
+            return IM_ENOMEM;
+        w->t_us = t;
+        if ((q = realloc(w->seq, cap * sizeof *q)) == NULL)
+            return IM_ENOMEM;
+        w->seq = q;
+        w->cap = cap;
+    }
+    w->t_us[w->count] = t_us;
+    w->seq[w->count] = seq;
+    w->count++;
+    return 0;
+}
+
+static void *
+watch_main(void *arg)
+{
+    struct watch *wt = arg;
+    uint64_t tail_end = 0;
+
+    for (;;) {
+        int all = 1;
+        uint64_t round_us = mono_us();
+        for (size_t i = 0; i < wt->count; i++) {
+            struct watched *w = &wt->nodes[i];
+            struct im_err e = {0};
+            uint64_t seq;
+            if (poll_seq(&w->c, wt->origin, NULL, &seq, &e) != 0 ||
+                watched_add(w, mono_us(), seq) != 0) {
+                snprintf(wt->error, sizeof wt->error, "watch %s: %s", w->url,
+                         e.code ? im_errmsg(&e) : "too many samples");
+                return NULL;
+            }
+            wt->polls++;
+            if (seq < atomic_load(&wt->want_seq))
+                all = 0;
+        }
+        /* Every watched node once per period: polls are signed requests
+         * the nodes verify, and back to back they cost the nodes more CPU
+         * than the load being measured. */
+        uint64_t spent = mono_us() - round_us;
+        if (spent < wt->period_us) {
+            struct timespec ts = {0, (long)(wt->period_us - spent) * 1000L};
+            nanosleep(&ts, NULL);
+        }
+        if (atomic_load(&wt->phase_done)) {
+            if (all)
+                break;
+            if (tail_end == 0)
+                tail_end = mono_us() + LOAD_WATCH_TAIL_MS * 1000ULL;
+            else if (mono_us() > tail_end)
+                break;
+        }
+    }
+    return NULL;
+}
+
+/* Connects to every node of the comma-separated list and learns our
+ * node's origin; then starts polling. */
+static int
+watch_start(struct watch *wt, const char *list, const char *self_url,
+            const struct im_key *key, struct im_err *e)
+{
+    struct client self;
+    uint64_t seq;
+    const char *p = list;
+    int rv;
+
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        struct watched *w;
+        if (wt->count == LOAD_WATCH_MAX)
+            return im_errf(e, IM_ETOOBIG, "--watch takes at most %d nodes",
+                           LOAD_WATCH_MAX);
+        if (n == 0 || n > URL_MAX)
+            return im_errf(e, IM_EINVAL, "--watch: empty or too long address");
+        w = &wt->nodes[wt->count++];
+        memcpy(w->url, p, n);
+        w->url[n] = '\0';
+        if ((rv = client_open_key(&w->c, w->url, key, e)) != 0)
+            return rv;
+        w->open = 1;
+        p += n + (comma != NULL);
+    }
+    if ((rv = client_open_key(&self, self_url, key, e)) != 0)
+        return rv;
+    rv = poll_seq(&self, NULL, wt->origin, &seq, e);
+    client_close(&self);
+    if (rv != 0)
+        return rv;
+    if (pthread_create(&wt->thread, NULL, watch_main, wt) != 0)
+        return im_errf(e, IM_ENOMEM, "start the watch thread");
+    wt->started = 1;
+    return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Waits for the watcher to see the tail, then prints the lag figures. */
+static int
+watch_finish(struct watch *wt, struct load *l, struct im_err *e)
+{
+    uint64_t want = 0, missing = 0, *lags;
+    size_t n = 0, cap = 0;
+
+    for (size_t i = 0; i < l->msgs_count; i++)
+        if (l->answered[i] && l->seq_hi[i] > want)
+            want = l->seq_hi[i];
+    atomic_store(&wt->want_seq, want);
+    atomic_store(&wt->phase_done, 1);
+    pthread_join(wt->thread, NULL);
+    wt->started = 0;
+    if (wt->error[0] != '\0')
+        return im_errf(e, IM_EIO, "%s", wt->error);
+    for (size_t i = 0; i < l->msgs_count; i++)
+        if (l->answered[i] && l->seq_hi[i] != 0)
+            cap += (size_t)(l->seq_hi[i] - l->seq_lo[i] + 1) * wt->count;
+    if ((lags = malloc((cap ? cap : 1) * sizeof *lags)) == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < l->msgs_count; i++) {
+        if (!l->answered[i] || l->seq_hi[i] == 0)
+            continue;
+        for (size_t k = 0; k < wt->count; k++) {
+            const struct watched *w = &wt->nodes[k];
+            for (uint64_t q = l->seq_lo[i]; q <= l->seq_hi[i]; q++) {
+                /* The first sample holding q: samples' seqs only grow. */
+                size_t lo = 0, hi = w->count;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (w->seq[mid] >= q)
+                        hi = mid;
+                    else
+                        lo = mid + 1;
+                }
+                if (lo == w->count) {
+                    missing++;
+                    continue;
+                }
+                lags[n++] = w->t_us[lo] > l->ack_us[i] ? w->t_us[lo] - l->ack_us[i] : 0;
+            }
+        }
+    }
+    qsort(lags, n, sizeof *lags, cmp_u64);
+    printf("origin %s\n", wt->origin);
+    printf("watched_nodes %zu\n", wt->count);
+    printf("watch_polls %llu\n", (unsigned long long)wt->polls);
+    printf("watch_period_us %llu\n", (unsigned long long)wt->period_us);
+    printf("lag_events %zu\n", n);
+    printf("lag_missing %llu\n", (unsigned long long)missing);
+    printf("lag_p50_us %llu\n", n ? (unsigned long long)lags[n / 2] : 0ULL);
+    printf("lag_p99_us %llu\n", n ? (unsigned long long)lags[n * 99 / 100] : 0ULL);
+    printf("lag_p999_us %llu\n", n ? (unsigned long long)lags[n * 999 / 1000] : 0ULL);
+    printf("lag_max_us %llu\n", n ? (unsigned long long)lags[n - 1] : 0ULL);
+    free(lags);
+    return 0;
+}
+
+static void
+watch_close(struct watch *wt)
+{
+    if (wt->started) {
+        atomic_store(&wt->want_seq, 0);
+        atomic_store(&wt->phase_done, 1);
+        pthread_join(wt->thread, NULL);
+    }
+    for (size_t i = 0; i < wt->count; i++) {
+        if (wt->nodes[i].open)
+            client_close(&wt->nodes[i].c);
+        free(wt->nodes[i].t_us);
+        free(wt->nodes[i].seq);
+    }
 }
 
 /* ---- request bodies ---- */
@@ -601,6 +921,9 @@ main(int argc, char **argv)
         {"requests", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'},
         {"existing", no_argument, NULL, 'x'},
+        {"rate", required_argument, NULL, 'R'},
+        {"watch", required_argument, NULL, 'w'},
+        {"watch-ms", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -613,6 +936,9 @@ main(int argc, char **argv)
     struct im_err e = {0};
     char (*ids)[INCIDENT_ID_MAX + 1] = NULL;
     int opt, rv = 0, status = 1, existing = 0;
+    size_t rate = 0, watch_ms = 2;
+    const char *watch_list = NULL;
+    struct watch wt;
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -626,6 +952,9 @@ main(int argc, char **argv)
         case 'r': rv = parse_size("--requests", optarg, 1, LOAD_REQUESTS_MAX, &requests); break;
         case 's': rv = parse_size("--seconds", optarg, 1, LOAD_SECONDS_MAX, &seconds); break;
         case 'x': existing = 1; break;
+        case 'R': rv = parse_size("--rate", optarg, 1, LOAD_RATE_MAX, &rate); break;
+        case 'w': watch_list = optarg; break;
+        case 'W': rv = parse_size("--watch-ms", optarg, 1, 1000, &watch_ms); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -667,6 +996,7 @@ main(int argc, char **argv)
         return 2;
     }
     memset(&l, 0, sizeof l);
+    memset(&wt, 0, sizeof wt);
     pthread_mutex_init(&l.mu, NULL);
     pthread_cond_init(&l.cv, NULL);
     if ((rv = load_connect(&l, url, conns, inflight, &e)) != 0) {
@@ -697,6 +1027,7 @@ main(int argc, char **argv)
     }
     if (phase_alloc(&l, requests, ops, &e) != 0)
         goto out;
+    l.rate = rate;
     {
         uint64_t now = clock_wall_ms();
         for (size_t i = 0; i < requests; i++)
@@ -706,15 +1037,25 @@ main(int argc, char **argv)
                 goto out;
             }
     }
-    phase_run(&l, seconds, &r);
-    phase_free(&l);
-    if (phase_ok(&l, &r, &e) != 0)
+    wt.period_us = watch_ms * 1000;
+    if (watch_list != NULL && watch_start(&wt, watch_list, url, &key, &e) != 0)
         goto out;
+    phase_run(&l, seconds, &r);
+    if (phase_ok(&l, &r, &e) != 0) {
+        phase_free(&l);
+        goto out;
+    }
     print_result(mode, &r, ops, inflight, conns);
+    if (watch_list != NULL && watch_finish(&wt, &l, &e) != 0) {
+        phase_free(&l);
+        goto out;
+    }
+    phase_free(&l);
     status = 0;
 out:
     if (status != 0 && e.code != 0)
         fprintf(stderr, "imload: %s\n", im_errmsg(&e));
+    watch_close(&wt);
     load_disconnect(&l);
     pthread_cond_destroy(&l.cv);
     pthread_mutex_destroy(&l.mu);

@@ -672,6 +672,108 @@ TEST(tampered_relay_refused)
     free(m);
 }
 
+/* Sends one message's worth of what site `to` lacks from site `from`, as a
+ * catching-up link does (max_bytes), and stores it at `to`. */
+static void
+push_once(struct sim *m, int from, int to, size_t max_bytes,
+          struct repl_batch *b, uint64_t *applied, struct repl_counters *c)
+{
+    struct store_vv ours, theirs;
+    struct im_err e = {0}, first = {0};
+    MDB_txn *txn;
+
+    REQUIRE(store_read_begin(&m->sites[to].st, &txn, &e) == 0);
+    REQUIRE(store_vector(txn, &m->sites[to].st, &theirs) == 0);
+    store_read_end(txn);
+    REQUIRE(store_read_begin(&m->sites[from].st, &txn, &e) == 0);
+    REQUIRE(store_vector(txn, &m->sites[from].st, &ours) == 0);
+    REQUIRE(repl_ranges_build(txn, &m->sites[from].st, &ours, &theirs,
+                              codes[to], max_bytes, b, &e) == 0);
+    *applied = 0;
+    if (b->ranges_count > 0)
+        CHECK(repl_ranges_receive(&m->sites[to].env, b->range_ptrs,
+                                  b->ranges_count, c, applied, &first) == 0);
+    CHECK_EQ_INT(first.code, 0);
+    store_read_end(txn);
+}
+
+/* A catch-up message: one origin's backlog in several consecutive ranges
+ * (node/repl.h REPL_MSG_EVENTS_MAX), applied in one transaction with the
+ * incidents cached across them; then both sites write to the same
+ * incidents, so that one side's events arrive late and are re-folded once
+ * per incident when the message is written. Both end identical and check
+ * out. */
+TEST(catch_up_in_big_messages)
+{
+    struct sim *m = calloc(1, sizeof *m);
+    struct repl_batch b;
+    struct repl_counters c = {0};
+    uint64_t applied, t;
+    size_t rounds = 0;
+    int more;
+
+    m->rng = 11;
+    m->now_ms = clock_wall_ms() - 60000;
+    m->n = 2;
+    for (int i = 0; i < 2; i++) {
+        m->sites[i].index = i;
+        snprintf(m->sites[i].dir, sizeof m->sites[i].dir, "%s/catchup-%d", root, i);
+        site_open(m, i);
+    }
+    /* More than one message holds (REPL_MSG_EVENTS_MAX). */
+    for (int k = 0; k < 6; k++)
+        REQUIRE(local_write(m, 0, 3000) == 0);
+
+    push_once(m, 0, 1, REPL_BATCH_BYTES_MAX, &b, &applied, &c);
+    CHECK(b.ranges_count >= 2);
+    CHECK(b.events_count <= REPL_MSG_EVENTS_MAX);
+    CHECK(b.more);
+    CHECK_EQ_INT(applied, b.events_count);
+    for (size_t k = 0; k < b.ranges_count; k++) {
+        CHECK(strcmp(b.ranges[k].origin, "AMS") == 0);
+        CHECK(b.ranges[k].n_events <= REPL_RANGE_EVENTS_MAX);
+        if (k > 0)
+            CHECK_EQ_INT(b.ranges[k].first_seq,
+                         b.ranges[k - 1].first_seq + b.ranges[k - 1].n_events);
+    }
+    repl_batch_free(&b);
+    do {
+        push_once(m, 0, 1, REPL_BATCH_BYTES_MAX, &b, &applied, &c);
+        more = b.more;
+        repl_batch_free(&b);
+    } while (more && ++rounds < 100);
+    CHECK(converged(m));
+
+    /* Both write to the shared incidents; NYC's clock is ahead, so AMS's
+     * events sort before NYC's newest and arrive there late. */
+    t = m->now_ms + 1000;
+    m->now_ms = t + 50;
+    REQUIRE(local_write(m, 1, 2000) == 0);
+    m->now_ms = t;
+    REQUIRE(local_write(m, 0, 2000) == 0);
+    rounds = 0;
+    do {
+        push_once(m, 0, 1, REPL_BATCH_BYTES_MAX, &b, &applied, &c);
+        more = b.more;
+        repl_batch_free(&b);
+        push_once(m, 1, 0, REPL_BATCH_BYTES_MAX, &b, &applied, &c);
+        more |= b.more;
+        repl_batch_free(&b);
+    } while (more && ++rounds < 100);
+    CHECK(converged(m));
+    for (int r = 0; r < REPL_R_COUNT; r++)
+        CHECK_EQ_INT(c.ranges_rejected[r], 0);
+    if (verify(m) != 0) {
+        fprintf(stderr, "catch_up_in_big_messages: %s\n", m->why);
+        CHECK(0);
+    }
+    for (int i = 0; i < 2; i++) {
+        store_close(&m->sites[i].st);
+        rm_tree(m->sites[i].dir);
+    }
+    free(m);
+}
+
 TEST_MAIN({
     const char *t = getenv("TMPDIR");
     struct stat st;
@@ -683,6 +785,7 @@ TEST_MAIN({
     for (int i = 0; i < SIM_SITES_MAX; i++)
         key_generate(&keys[i]);
     RUN(tampered_relay_refused);
+    RUN(catch_up_in_big_messages);
     RUN(seeds);
     rm_tree(root);
 })
