@@ -5,7 +5,7 @@
 
 CC      ?= cc
 SAN     ?=
-PKGS    := libprotobuf-c lmdb libsodium jansson
+PKGS    := libprotobuf-c lmdb libsodium jansson libcurl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter \
            -Wno-format-truncation
@@ -33,7 +33,7 @@ endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
-            lib/chan.c \
+            lib/chan.c lib/etcd.c \
             lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/repl.c node/peer.c
@@ -51,7 +51,7 @@ NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
-UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
+UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean
