@@ -1233,15 +1233,13 @@ etcd_resign(struct etcd *c, const char *key, int64_t term, struct im_err *e)
 /* ---- open / close ---- */
 
 int
-etcd_open(struct etcd *c, const char *endpoints, const struct etcd_tls *tls,
-          struct im_err *e)
+etcd_endpoints_parse(const char *text, char out[][URL_MAX + 1],
+                     size_t *count_out, struct im_err *e)
 {
-    const char *p = endpoints;
+    char eps[ETCD_ENDPOINTS_MAX][URL_MAX + 1];
+    const char *p = text;
+    size_t count = 0;
 
-    memset(c, 0, sizeof *c);
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rv != 0)
-        return im_errf(e, IM_EIO, "etcd: curl_global_init failed");
     while (*p) {
         size_t n = strcspn(p, ",");
         char ep[URL_MAX + 2];
@@ -1253,7 +1251,7 @@ etcd_open(struct etcd *c, const char *endpoints, const struct etcd_tls *tls,
             n--;
         if (n == 0)
             return im_errf(e, IM_EINVAL, "etcd endpoints '%s': an empty entry",
-                           endpoints);
+                           text);
         if (n > URL_MAX)
             return im_errf(e, IM_EINVAL, "etcd endpoint '%.40s...' is longer "
                            "than %d characters", p, URL_MAX);
@@ -1268,16 +1266,34 @@ etcd_open(struct etcd *c, const char *endpoints, const struct etcd_tls *tls,
         if (strchr(ep + 8, '/') != NULL || strchr(ep, '?') != NULL)
             return im_errf(e, IM_EINVAL, "etcd endpoint '%s': no path or query "
                            "(the client adds /v3/...)", ep);
-        if (c->endpoints_count == ETCD_ENDPOINTS_MAX)
+        if (count == ETCD_ENDPOINTS_MAX)
             return im_errf(e, IM_EINVAL, "etcd endpoints: more than %d",
                            ETCD_ENDPOINTS_MAX);
-        memcpy(c->endpoints[c->endpoints_count++], ep, n + 1);
+        memcpy(eps[count++], ep, n + 1);
         p += strcspn(p, ",");
         if (*p == ',')
             p++;
     }
-    if (c->endpoints_count == 0)
+    if (count == 0)
         return im_errf(e, IM_EINVAL, "etcd endpoints: none given");
+    memcpy(out, eps, count * sizeof eps[0]);
+    *count_out = count;
+    return 0;
+}
+
+int
+etcd_open(struct etcd *c, const char *endpoints, const struct etcd_tls *tls,
+          struct im_err *e)
+{
+    int rv;
+
+    memset(c, 0, sizeof *c);
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_rv != 0)
+        return im_errf(e, IM_EIO, "etcd: curl_global_init failed");
+    if ((rv = etcd_endpoints_parse(endpoints, c->endpoints, &c->endpoints_count,
+                                   e)) != 0)
+        return rv;
     if (tls != NULL) {
         c->tls = *tls;
         if (c->tls.key[0] && !c->tls.cert[0])

@@ -124,9 +124,16 @@ struct etcd_range {
     int64_t total;
 };
 
+/* Parses a comma-separated list of 1..ETCD_ENDPOINTS_MAX http:// or
+ * https:// URLs (no path) into out, which holds ETCD_ENDPOINTS_MAX. Pure:
+ * the config reader validates with it. IM_EINVAL naming the bad entry. */
+int etcd_endpoints_parse(const char *text, char out[][URL_MAX + 1],
+                         size_t *count_out, struct im_err *e);
+
 /* Opens a client for endpoints (comma-separated http:// or https:// URLs,
  * 1..ETCD_ENDPOINTS_MAX). tls may be NULL. Does not contact etcd.
- * IM_EINVAL (with the offending endpoint named) for a bad list. */
+ * IM_EINVAL (with the offending endpoint named) for a bad list; on failure
+ * there is nothing to close. */
 int etcd_open(struct etcd *c, const char *endpoints, const struct etcd_tls *tls,
               struct im_err *e);
 void etcd_close(struct etcd *c);
