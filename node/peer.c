@@ -12,17 +12,10 @@
 
 /* ---- shared ---- */
 
-static const char *const peer_reject_extra[] = {"unknown-session",
-                                                "bad-message"};
-
 const char *
 peer_reject_name(int reason)
 {
-    if (reason >= 0 && reason < CHAN_REJECT_COUNT)
-        return chan_reject_name(reason);
-    if (reason >= CHAN_REJECT_COUNT && reason < PEER_REJECT_COUNT)
-        return peer_reject_extra[reason - CHAN_REJECT_COUNT];
-    return "unknown";
+    return link_reject_name(reason);
 }
 
 static const uint8_t *
@@ -121,349 +114,44 @@ out:
     return rv;
 }
 
-static int
-from_nng(int rv, struct im_err *e, const char *what)
-{
-    switch (rv) {
-    case 0: return 0;
-    case NNG_ETIMEDOUT: return im_errf(e, IM_ETIMEDOUT, "%s: timed out", what);
-    case NNG_ECLOSED: return im_errf(e, IM_ECLOSED, "%s: closed", what);
-    case NNG_ENOMEM: return im_errf(e, IM_ENOMEM, "%s: out of memory", what);
-    case NNG_EADDRINVAL:
-    case NNG_EINVAL: return im_errf(e, IM_EINVAL, "%s: %s", what, nng_strerror(rv));
-    case NNG_EMSGSIZE: return im_errf(e, IM_ETOOBIG, "%s: %s", what, nng_strerror(rv));
-    default: return im_errf(e, IM_EUNREACH, "%s: %s", what, nng_strerror(rv));
-    }
-}
-
-/* A message of kind with sid and room for a frame of plain_size bytes of
- * plaintext at nng_msg_body + 1 + PEER_SID_BYTES + CHAN_HEADER_BYTES. */
-static int
-msg_frame_alloc(nng_msg **out, uint8_t kind, const uint8_t sid[PEER_SID_BYTES],
-                size_t plain_size)
-{
-    nng_msg *m;
-    int rv;
-    if ((rv = nng_msg_alloc(&m, 1 + PEER_SID_BYTES + plain_size + CHAN_OVERHEAD)) != 0)
-        return rv;
-    ((uint8_t *)nng_msg_body(m))[0] = kind;
-    memcpy((uint8_t *)nng_msg_body(m) + 1, sid, PEER_SID_BYTES);
-    *out = m;
-    return 0;
-}
-
-/* Seals plain into a DATA message for session cs. */
-static int
-seal_msg(struct chan_session *cs, const uint8_t sid[PEER_SID_BYTES],
-         const uint8_t *plain, size_t plain_size, nng_msg **out,
-         struct im_err *e)
-{
-    nng_msg *m;
-    uint8_t *frame;
-    int rv;
-
-    if ((rv = msg_frame_alloc(&m, PEER_MSG_DATA, sid, plain_size)) != 0)
-        return from_nng(rv, e, "allocate message");
-    frame = (uint8_t *)nng_msg_body(m) + 1 + PEER_SID_BYTES;
-    memcpy(frame + CHAN_HEADER_BYTES, plain, plain_size);
-    if ((rv = chan_seal_inplace(cs, clock_mono_ms(), frame,
-                                plain_size + CHAN_OVERHEAD, e)) != 0) {
-        nng_msg_free(m);
-        return rv;
-    }
-    *out = m;
-    return 0;
-}
-
-static void
-chan_count_into(uint64_t *dst, const struct chan_session *cs)
-{
-    struct chan_stats st;
-    chan_stats_get(cs, &st);
-    for (int r = 0; r < CHAN_REJECT_COUNT; r++)
-        dst[r] += st.rejected[r];
-}
-
 /* ---- the listening side ---- */
 
-static nng_msg *
-err_msg(int code, const char *text)
+static int
+peer_of(void *arg, const uint8_t pk[KEY_PUB_BYTES])
 {
-    nng_msg *m;
-    uint8_t hdr[5];
-    uint32_t c = (uint32_t)-code;
-    hdr[0] = PEER_MSG_ERR;
-    hdr[1] = (uint8_t)(c >> 24);
-    hdr[2] = (uint8_t)(c >> 16);
-    hdr[3] = (uint8_t)(c >> 8);
-    hdr[4] = (uint8_t)c;
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, hdr, sizeof hdr) != 0 ||
-        nng_msg_append(m, text, strlen(text)) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
+    return link_of_pk(arg, pk);
 }
 
-/* Under srv_mu. */
-static struct peer_srv_session *
-session_find(struct peers *p, const uint8_t *sid, int state)
+static const char *
+peer_name(void *arg, int link)
 {
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == state &&
-            memcmp(p->sessions[i].sid, sid, PEER_SID_BYTES) == 0)
-            return &p->sessions[i];
-    return NULL;
+    struct peers *p = arg;
+    return p->links[link].site->code;
 }
 
-static void
-session_free(struct peer_srv_session *s)
+/* One replication request of the peer at link (lib/link.h serves the
+ * session and the framing). */
+static int
+serve_repl(void *arg, int link, const uint8_t *plain, size_t plain_size,
+           uint8_t **reply, size_t *reply_size, struct im_err *e)
 {
-    if (s->state == 1)
-        chan_hs_wipe(&s->hs);
-    if (s->state == 2)
-        chan_session_wipe(&s->cs);
-    memset(s, 0, sizeof *s);
-}
-
-/* Under srv_mu: a free slot, expiring idle sessions and, if still full,
- * the oldest pending handshake. */
-static struct peer_srv_session *
-session_alloc(struct peers *p, uint64_t now)
-{
-    struct peer_srv_session *oldest = NULL;
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++) {
-        struct peer_srv_session *s = &p->sessions[i];
-        if (s->state == 2 && now - s->last_ms > PEER_SESSION_IDLE_MS) {
-            chan_count_into(p->links[s->link].chan_rejected, &s->cs);
-            session_free(s);
-        }
-        if (s->state == 1 && now - s->last_ms > PEER_PENDING_MS)
-            session_free(s);
-        if (s->state == 0)
-            return s;
-        if (s->state == 1 && (oldest == NULL || s->last_ms < oldest->last_ms))
-            oldest = s;
-    }
-    if (oldest != NULL)
-        session_free(oldest);
-    return oldest;
-}
-
-static nng_msg *
-serve_hs1(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct im_err e = {0};
-    uint8_t msg2[CHAN_HS_MSG_MAX];
-    size_t msg2_size = sizeof msg2;
-    nng_msg *m;
-
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_alloc(p, now)) == NULL) {
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EBUSY, "too many handshakes in progress");
-    }
-    if (chan_hs_respond(&s->hs, p->key, p->cluster_id, body, size, msg2,
-                        &msg2_size, &e) != 0) {
-        p->rejected[s->hs.reject >= 0 ? s->hs.reject : CHAN_REJECT_MALFORMED]++;
-        memset(s, 0, sizeof *s);
-        pthread_mutex_unlock(&p->srv_mu);
-        log_debug("peer handshake refused: %s", im_errmsg(&e));
-        return err_msg(e.code, im_errmsg(&e));
-    }
-    s->state = 1;
-    s->last_ms = now;
-    randombytes_buf(s->sid, PEER_SID_BYTES);
-    pthread_mutex_unlock(&p->srv_mu);
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, (uint8_t[]){PEER_MSG_HS2}, 1) != 0 ||
-        nng_msg_append(m, s->sid, PEER_SID_BYTES) != 0 ||
-        nng_msg_append(m, msg2, msg2_size) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static nng_msg *
-serve_hs3(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct chan_session cs;
-    struct im_err e = {0};
-    nng_msg *m;
-    int link;
-
-    if (size < PEER_SID_BYTES)
-        return err_msg(IM_EPROTO, "malformed handshake message");
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_find(p, body, 1)) == NULL) {
-        p->rejected[PEER_REJECT_UNKNOWN_SESSION]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_ENOTFOUND, "no such handshake (expired?)");
-    }
-    if (chan_hs_finish_responder(&s->hs, body + PEER_SID_BYTES,
-                                 size - PEER_SID_BYTES, pinned, p, &cs, &e) != 0) {
-        p->rejected[s->hs.reject >= 0 ? s->hs.reject : CHAN_REJECT_MALFORMED]++;
-        memset(s, 0, sizeof *s);
-        pthread_mutex_unlock(&p->srv_mu);
-        log_warn("peer handshake refused: %s", im_errmsg(&e));
-        return err_msg(e.code, im_errmsg(&e));
-    }
-    link = link_of_pk(p, cs.peer_pk);
-    /* One live session per peer on this side: a new handshake replaces the
-     * old one (the peer restarted or timed out). */
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == 2 && p->sessions[i].link == link) {
-            chan_count_into(p->links[link].chan_rejected, &p->sessions[i].cs);
-            session_free(&p->sessions[i]);
-        }
-    s->cs = cs;
-    s->state = 2;
-    s->link = link;
-    s->last_ms = now;
-    pthread_mutex_unlock(&p->srv_mu);
-    log_info("peer %s: session accepted", p->links[link].site->code);
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, (uint8_t[]){PEER_MSG_HSOK}, 1) != 0 ||
-        nng_msg_append(m, body, PEER_SID_BYTES) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static nng_msg *
-serve_data(struct peers *p, uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct peer_link *l;
+    struct peers *p = arg;
+    struct peer_link *l = &p->links[link];
     struct repl_counters c = {0};
-    struct im_err e = {0};
-    uint8_t sid[PEER_SID_BYTES], *plain, *reply = NULL;
-    size_t plain_size, reply_size = 0;
-    nng_msg *m = NULL;
-    int link, rv;
+    int rv;
 
-    if (size < PEER_SID_BYTES)
-        return err_msg(IM_EPROTO, "malformed data message");
-    memcpy(sid, body, PEER_SID_BYTES);
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_find(p, sid, 2)) == NULL) {
-        p->rejected[PEER_REJECT_UNKNOWN_SESSION]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_ENOTFOUND, "no such session: handshake again");
-    }
-    rv = chan_open_inplace(&s->cs, clock_mono_ms(), body + PEER_SID_BYTES,
-                           size - PEER_SID_BYTES, &plain, &plain_size, &e);
-    if (rv != 0) {
-        /* Dropped and counted (chan_stats); the session stays for the
-         * genuine peer, whose next frame is fine. */
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(rv, "frame refused");
-    }
-    s->last_ms = now;
-    link = s->link;
-    pthread_mutex_unlock(&p->srv_mu);
-
-    l = &p->links[link];
     rv = repl_serve(&p->env, l->site->code, plain, plain_size, clock_wall_ms(),
-                    &c, &reply, &reply_size, &e);
+                    &c, reply, reply_size, e);
     pthread_mutex_lock(&l->mu);
-    l->bytes_in += size;
     l->srv_counters.events_in += c.events_in;
     for (int r = 0; r < REPL_R_COUNT; r++)
         l->srv_counters.ranges_rejected[r] += c.ranges_rejected[r];
     pthread_mutex_unlock(&l->mu);
-    if (rv != 0) {
-        log_warn("peer %s: %s", l->site->code, im_errmsg(&e));
-        return err_msg(rv, im_errmsg(&e));
-    }
-    pthread_mutex_lock(&p->srv_mu);
-    /* The session may have been replaced while we served: answer under the
-     * one we opened with, if it is still there. */
-    s = session_find(p, sid, 2);
-    if (s != NULL)
-        rv = seal_msg(&s->cs, sid, reply, reply_size, &m, &e);
-    pthread_mutex_unlock(&p->srv_mu);
-    free(reply);
-    if (s == NULL)
-        return err_msg(IM_ENOTFOUND, "session replaced: handshake again");
+    link_dial_count(&l->dial, plain_size + LINK_DATA_OVERHEAD,
+                    rv == 0 ? *reply_size + LINK_DATA_OVERHEAD : 0);
     if (rv != 0)
-        return err_msg(rv, im_errmsg(&e));
-    pthread_mutex_lock(&l->mu);
-    l->bytes_out += nng_msg_len(m);
-    pthread_mutex_unlock(&l->mu);
-    return m;
-}
-
-static nng_msg *
-serve(struct peers *p, nng_msg *req)
-{
-    uint8_t *body = nng_msg_body(req);
-    size_t size = nng_msg_len(req);
-    uint64_t now = clock_mono_ms();
-
-    if (size < 1) {
-        pthread_mutex_lock(&p->srv_mu);
-        p->rejected[PEER_REJECT_BAD_MESSAGE]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EPROTO, "empty message");
-    }
-    switch (body[0]) {
-    case PEER_MSG_HS1: return serve_hs1(p, body + 1, size - 1, now);
-    case PEER_MSG_HS3: return serve_hs3(p, body + 1, size - 1, now);
-    case PEER_MSG_DATA: return serve_data(p, body + 1, size - 1, now);
-    default:
-        pthread_mutex_lock(&p->srv_mu);
-        p->rejected[PEER_REJECT_BAD_MESSAGE]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EPROTO, "unknown message kind");
-    }
-}
-
-static void *
-worker_main(void *arg)
-{
-    struct peers *p = arg;
-    nng_ctx ctx;
-    nng_aio *aio;
-
-    if (nng_ctx_open(&ctx, p->srv) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        log_error("peer: cannot start a server worker");
-        return NULL;
-    }
-    for (;;) {
-        nng_msg *req, *rep;
-        nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
-        if (nng_aio_result(aio) != 0) {
-            if (nng_aio_result(aio) == NNG_ECLOSED)
-                break;
-            continue;
-        }
-        req = nng_aio_get_msg(aio);
-        rep = serve(p, req);
-        nng_msg_free(req);
-        if (rep == NULL)
-            continue; /* out of memory: the requester times out */
-        nng_aio_set_msg(aio, rep);
-        nng_ctx_send(ctx, aio);
-        nng_aio_wait(aio);
-        if (nng_aio_result(aio) != 0) {
-            nng_msg_free(rep);
-            if (nng_aio_result(aio) == NNG_ECLOSED)
-                break;
-        }
-    }
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
-    return NULL;
+        log_warn("peer %s: %s", l->site->code, im_errmsg(e));
+    return rv;
 }
 
 /* ---- the dialling side ---- */
@@ -480,115 +168,22 @@ link_error(struct peer_link *l, const struct im_err *e)
 static void
 drop_session(struct peer_link *l)
 {
-    if (!l->has_session)
+    if (!l->dial.has_session)
         return;
     pthread_mutex_lock(&l->mu);
-    chan_count_into(l->chan_rejected, &l->cs);
-    memset(l->live_chan_rejected, 0, sizeof l->live_chan_rejected);
     l->connected = 0;
     pthread_mutex_unlock(&l->mu);
-    chan_session_wipe(&l->cs);
-    l->has_session = 0;
-}
-
-/* One request and its reply, counted. */
-static int
-exchange(struct peer_link *l, nng_msg *req, nng_msg **rep, struct im_err *e)
-{
-    size_t out = nng_msg_len(req);
-    int rv;
-
-    if ((rv = nng_sendmsg(l->sock, req, 0)) != 0) {
-        nng_msg_free(req);
-        return from_nng(rv, e, "send");
-    }
-    if ((rv = nng_recvmsg(l->sock, rep, 0)) != 0)
-        return from_nng(rv, e, "receive");
-    pthread_mutex_lock(&l->mu);
-    l->bytes_out += out;
-    l->bytes_in += nng_msg_len(*rep);
-    pthread_mutex_unlock(&l->mu);
-    if (nng_msg_len(*rep) >= 5 && ((uint8_t *)nng_msg_body(*rep))[0] == PEER_MSG_ERR) {
-        const uint8_t *b = nng_msg_body(*rep);
-        uint32_t c = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 |
-                     (uint32_t)b[3] << 8 | b[4];
-        int len = (int)(nng_msg_len(*rep) - 5);
-        if (len > 300)
-            len = 300;
-        rv = im_errf(e, c > 0 && c < 1000 ? -(int)c : IM_EPROTO, "%s refused: %.*s",
-                     l->site->code, len, (const char *)b + 5);
-        nng_msg_free(*rep);
-        *rep = NULL;
-        return rv;
-    }
-    return 0;
+    link_dial_drop(&l->dial);
 }
 
 static int
 handshake(struct peer_link *l, struct im_err *e)
 {
     struct peers *p = l->p;
-    struct chan_hs hs;
-    uint8_t msg[CHAN_HS_MSG_MAX];
-    size_t msg_size = sizeof msg;
-    nng_msg *m, *rep = NULL;
-    const uint8_t *b;
-    int rv;
-
-    if ((rv = chan_hs_initiate(&hs, p->key, p->cluster_id, l->site->pk, msg,
-                               &msg_size, e)) != 0)
+    int rv = link_dial_handshake(&l->dial, p->key, p->cluster_id, l->site->pk,
+                                 pinned, p, e);
+    if (rv != 0)
         return rv;
-    if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
-        (rv = nng_msg_append(m, (uint8_t[]){PEER_MSG_HS1}, 1)) != 0 ||
-        (rv = nng_msg_append(m, msg, msg_size)) != 0) {
-        chan_hs_wipe(&hs);
-        return from_nng(rv, e, "handshake");
-    }
-    if ((rv = exchange(l, m, &rep, e)) != 0) {
-        chan_hs_wipe(&hs);
-        return rv;
-    }
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) < 1 + PEER_SID_BYTES || b[0] != PEER_MSG_HS2) {
-        nng_msg_free(rep);
-        chan_hs_wipe(&hs);
-        return im_errf(e, IM_EPROTO, "handshake: unexpected reply from %s",
-                       l->site->code);
-    }
-    memcpy(l->sid, b + 1, PEER_SID_BYTES);
-    msg_size = sizeof msg;
-    rv = chan_hs_finish_initiator(&hs, b + 1 + PEER_SID_BYTES,
-                                  nng_msg_len(rep) - 1 - PEER_SID_BYTES, pinned,
-                                  p, msg, &msg_size, &l->cs, e);
-    nng_msg_free(rep);
-    if (rv != 0) {
-        pthread_mutex_lock(&l->mu);
-        if (hs.reject >= 0 && hs.reject < CHAN_REJECT_COUNT)
-            l->chan_rejected[hs.reject]++;
-        pthread_mutex_unlock(&l->mu);
-        return rv;
-    }
-    l->has_session = 1;
-    if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
-        (rv = nng_msg_append(m, (uint8_t[]){PEER_MSG_HS3}, 1)) != 0 ||
-        (rv = nng_msg_append(m, l->sid, PEER_SID_BYTES)) != 0 ||
-        (rv = nng_msg_append(m, msg, msg_size)) != 0) {
-        drop_session(l);
-        return from_nng(rv, e, "handshake");
-    }
-    if ((rv = exchange(l, m, &rep, e)) != 0) {
-        drop_session(l);
-        return rv;
-    }
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) != 1 + PEER_SID_BYTES || b[0] != PEER_MSG_HSOK ||
-        memcmp(b + 1, l->sid, PEER_SID_BYTES) != 0) {
-        nng_msg_free(rep);
-        drop_session(l);
-        return im_errf(e, IM_EPROTO, "handshake: unexpected confirmation from %s",
-                       l->site->code);
-    }
-    nng_msg_free(rep);
     pthread_mutex_lock(&l->mu);
     l->sessions++;
     repl_link_reset(&l->link);
@@ -605,9 +200,8 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
     struct peers *p = l->p;
     uint8_t *req = NULL, *plain;
     size_t req_size = 0, plain_size;
-    nng_msg *m, *rep = NULL;
+    nng_msg *rep = NULL;
     uint64_t now = clock_wall_ms();
-    const uint8_t *b;
     int rv;
 
     *idle = 0;
@@ -620,36 +214,18 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
         *idle = 1;
         return 0;
     }
-    rv = seal_msg(&l->cs, l->sid, req, req_size, &m, e);
+    rv = link_dial_call(&l->dial, req, req_size, &rep, &plain, &plain_size, e);
     free(req);
     if (rv != 0)
         return rv;
-    if ((rv = exchange(l, m, &rep, e)) != 0)
-        return rv;
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) < 1 + PEER_SID_BYTES || b[0] != PEER_MSG_DATA ||
-        memcmp(b + 1, l->sid, PEER_SID_BYTES) != 0) {
-        nng_msg_free(rep);
-        return im_errf(e, IM_EPROTO, "unexpected reply from %s", l->site->code);
-    }
-    rv = chan_open_inplace(&l->cs, clock_mono_ms(),
-                           (uint8_t *)nng_msg_body(rep) + 1 + PEER_SID_BYTES,
-                           nng_msg_len(rep) - 1 - PEER_SID_BYTES, &plain,
-                           &plain_size, e);
-    if (rv != 0) {
-        nng_msg_free(rep);
-        return rv;
-    }
     /* The reply's ranges go through the committer: do not hold mu for it.
      * The link state is this thread's; mu guards it against readers. */
     {
         struct repl_link work;
-        struct chan_stats cst;
         pthread_mutex_lock(&l->mu);
         work = l->link;
         pthread_mutex_unlock(&l->mu);
         rv = repl_link_reply(&p->env, &work, plain, plain_size, clock_wall_ms(), e);
-        chan_stats_get(&l->cs, &cst);
         pthread_mutex_lock(&l->mu);
         if (work.lag_samples != l->link.lag_samples) {
             l->lag[l->lag_next] = work.lag_ms;
@@ -658,7 +234,6 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
                 l->lag_count++;
         }
         l->link = work;
-        memcpy(l->live_chan_rejected, cst.rejected, sizeof cst.rejected);
         l->connected = 1;
         l->last_contact_ms = now;
         snprintf(l->error, sizeof l->error, "%s", work.last_error);
@@ -687,8 +262,8 @@ link_main(void *arg)
         seen = p->gen;
         pthread_mutex_unlock(&p->mu);
 
-        if (!l->has_session) {
-            if (atomic_load(&l->pipes) == 0) {
+        if (!l->dial.has_session) {
+            if (atomic_load(&l->dial.pipes) == 0) {
                 /* Not connected: NNG redials with back-off; look again
                  * shortly rather than queue a request. */
                 idle = 2;
@@ -700,7 +275,7 @@ link_main(void *arg)
                 l->backoff_ms = 0;
             }
         }
-        if (l->has_session && idle == 0) {
+        if (l->dial.has_session && idle == 0) {
             rv = link_step(l, &idle, &e);
             if (rv != 0) {
                 link_error(l, &e);
@@ -746,40 +321,17 @@ link_main(void *arg)
 }
 
 static void
-pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+pipe_added(void *l)
 {
-    struct peer_link *l = arg;
-    if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_fetch_add(&l->pipes, 1);
-        peers_notify(l->p);
-    } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(&l->pipes, 1);
-    }
+    peers_notify(((struct peer_link *)l)->p);
 }
 
 static int
-link_open(struct peers *p, struct peer_link *l, struct im_err *e)
+link_open(struct peer_link *l, struct im_err *e)
 {
-    int rv;
-
-    if ((rv = nng_req0_open(&l->sock)) != 0)
-        return from_nng(rv, e, "open peer socket");
-    l->sock_open = 1;
-    nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, PEER_WIRE_MAX);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, PEER_REQUEST_TIMEOUT_MS);
-    nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, PEER_REQUEST_TIMEOUT_MS);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, PEER_RECONNECT_MS_MIN);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, PEER_RECONNECT_MS_MAX);
-    /* A resent request would be a replayed frame: never resend; a request
-     * without an answer is abandoned with its session instead. */
-    nng_socket_set_ms(l->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_POST, pipe_event, l);
-    nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_event, l);
-    /* Non-blocking: a peer that is down now is redialled in the
-     * background, with back-off. */
-    if ((rv = nng_dial(l->sock, l->site->peer, NULL, NNG_FLAG_NONBLOCK)) != 0)
-        return from_nng(rv, e, l->site->peer);
-    return 0;
+    return link_dial_open(&l->dial, l->site->peer, PEER_WIRE_MAX,
+                          PEER_REQUEST_TIMEOUT_MS, PEER_RECONNECT_MS_MIN,
+                          PEER_RECONNECT_MS_MAX, e);
 }
 
 int
@@ -811,30 +363,30 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
         l->p = p;
         l->site = &cfg->sites[i];
         pthread_mutex_init(&l->mu, NULL);
+        link_dial_init(&l->dial, l->site->code, pipe_added, l);
         repl_link_init(&l->link, l->site->code);
     }
     if (p->links_count == 0)
         return 0; /* a single-site cluster: nothing to replicate */
 
     if (listen[0] != '\0') {
-        if ((rv = nng_rep0_open(&p->srv)) != 0) {
-            rv = from_nng(rv, e, "open peer listener");
+        struct link_server_cfg sc = {
+            .what = "peer",
+            .key = key,
+            .peers_count = p->links_count,
+            .peer_of = peer_of,
+            .peer_name = peer_name,
+            .serve = serve_repl,
+            .arg = p,
+            .recv_max = PEER_WIRE_MAX,
+            .workers = PEER_SERVER_WORKERS,
+        };
+        memcpy(sc.cluster_id, p->cluster_id, sizeof sc.cluster_id);
+        if ((rv = link_server_start(&p->srv, listen, &sc, e)) != 0) {
+            im_errwrap(e, "listen for peers");
             goto fail;
         }
-        p->srv_open = 1;
-        nng_socket_set_size(p->srv, NNG_OPT_RECVMAXSZ, PEER_WIRE_MAX);
-        if ((rv = nng_listen(p->srv, listen, NULL, 0)) != 0) {
-            rv = from_nng(rv, e, "listen for peers");
-            im_errwrap(e, "%s", listen);
-            goto fail;
-        }
-        for (int i = 0; i < PEER_SERVER_WORKERS; i++) {
-            if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
-                rv = im_errf(e, IM_ENOMEM, "start peer workers");
-                goto fail;
-            }
-            p->workers_started++;
-        }
+        p->srv_started = 1;
     } else {
         log_warn("site %s has no peer address: peers cannot reach it; it "
                  "still dials them", cfg->node.site);
@@ -846,7 +398,7 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
                      "no peer address configured: it must dial us");
             continue;
         }
-        if ((rv = link_open(p, l, e)) != 0)
+        if ((rv = link_open(l, e)) != 0)
             goto fail;
         if (pthread_create(&l->thread, NULL, link_main, l) != 0) {
             rv = im_errf(e, IM_ENOMEM, "start peer thread");
@@ -866,7 +418,6 @@ peers_init(struct peers *p)
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    pthread_mutex_init(&p->srv_mu, NULL);
 }
 
 void
@@ -887,31 +438,24 @@ peers_close(struct peers *p)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < p->links_count; i++)
-        if (p->links[i].sock_open)
-            nng_close(p->links[i].sock);
-    if (p->srv_open)
-        nng_close(p->srv);
+        link_dial_close(&p->links[i].dial);
+    if (p->srv_started)
+        link_server_close(&p->srv);
+    p->srv_started = 0;
     for (size_t i = 0; i < p->links_count; i++)
         if (p->links[i].thread_started)
             pthread_join(p->links[i].thread, NULL);
-    for (int i = 0; i < p->workers_started; i++)
-        pthread_join(p->workers[i], NULL);
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        session_free(&p->sessions[i]);
     for (size_t i = 0; i < p->links_count; i++) {
-        p->links[i].sock_open = 0;
         p->links[i].thread_started = 0;
+        link_dial_fini(&p->links[i].dial);
         pthread_mutex_destroy(&p->links[i].mu);
     }
     p->links_count = 0;
-    p->srv_open = 0;
-    p->workers_started = 0;
 }
 
 void
 peers_fini(struct peers *p)
 {
-    pthread_mutex_destroy(&p->srv_mu);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
 }
@@ -928,9 +472,7 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
              uint64_t *node_rejected)
 {
     *count = 0;
-    pthread_mutex_lock(&p->srv_mu);
-    memcpy(node_rejected, p->rejected, sizeof p->rejected);
-    pthread_mutex_unlock(&p->srv_mu);
+    memset(node_rejected, 0, PEER_REJECT_COUNT * sizeof node_rejected[0]);
     for (size_t i = 0; i < p->links_count; i++) {
         struct peer_link *l = &p->links[i];
         struct peer_status *st = &out[(*count)++];
@@ -940,7 +482,7 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         snprintf(st->site, sizeof st->site, "%s", l->site->code);
         snprintf(st->address, sizeof st->address, "%s", l->site->peer);
         pthread_mutex_lock(&l->mu);
-        st->connected = l->connected && atomic_load(&l->pipes) > 0;
+        st->connected = l->connected && atomic_load(&l->dial.pipes) > 0;
         st->last_contact_ms = l->last_contact_ms;
         st->lag_ms = l->link.lag_ms;
         if (l->lag_count > 0) {
@@ -950,8 +492,6 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
                                         ? (l->lag_count * 99) / 100
                                         : l->lag_count - 1];
         }
-        st->bytes_in = l->bytes_in;
-        st->bytes_out = l->bytes_out;
         st->events_in = l->link.counters.events_in + l->srv_counters.events_in;
         st->events_out = l->link.counters.events_out;
         st->sessions = l->sessions;
@@ -960,16 +500,21 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         for (int r = 0; r < REPL_R_COUNT; r++)
             st->repl_rejected[r] = l->link.counters.ranges_rejected[r] +
                                    l->srv_counters.ranges_rejected[r];
-        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
-            st->chan_rejected[r] = l->chan_rejected[r] + l->live_chan_rejected[r];
         snprintf(st->error, sizeof st->error, "%s", l->error);
         pthread_mutex_unlock(&l->mu);
+        link_dial_counters(&l->dial, &st->bytes_in, &st->bytes_out,
+                           st->chan_rejected);
     }
-    /* Live sessions on the listening side count toward their peer. */
-    pthread_mutex_lock(&p->srv_mu);
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == 2)
-            chan_count_into(out[p->sessions[i].link].chan_rejected,
-                            &p->sessions[i].cs);
-    pthread_mutex_unlock(&p->srv_mu);
+    /* Sessions on the listening side count toward their peer. */
+    if (p->srv_started) {
+        uint64_t(*per)[CHAN_REJECT_COUNT] = calloc(p->links_count ? p->links_count : 1,
+                                                   sizeof *per);
+        if (per != NULL) {
+            link_server_counters(&p->srv, per, node_rejected);
+            for (size_t i = 0; i < *count; i++)
+                for (int r = 0; r < CHAN_REJECT_COUNT; r++)
+                    out[i].chan_rejected[r] += per[i][r];
+            free(per);
+        }
+    }
 }

@@ -5,8 +5,8 @@
  * each side drives its own pushes and pulls (node/repl.h) and a link that
  * is down one way still works the other. Every exchange runs inside a
  * secure-channel session (lib/chan.h) authenticated by both sites' pinned
- * keys; the framing of handshake and data messages on the NNG sockets is in
- * docs/protocol-replication.md.
+ * keys; the framing of handshake and data messages on the NNG sockets is
+ * lib/link.h's, shared with the coordinator links.
  *
  * Threads: one per dialled peer (handshake, then push what the peer lacks
  * as soon as a commit wakes it, else pull once a second), and
@@ -23,6 +23,7 @@
 #include "chan.h"
 #include "commit.h"
 #include "config.h"
+#include "link.h"
 #include "repl.h"
 #include "store.h"
 
@@ -38,27 +39,12 @@
 #define PEER_RECONNECT_MS_MIN 100
 #define PEER_RECONNECT_MS_MAX 5000
 
-/* Sessions the listening side keeps: one per dialling peer, plus pending
- * handshakes; the oldest pending one is dropped when full. Idle sessions
- * expire after PEER_SESSION_IDLE_MS. */
-#define PEER_SESSIONS_MAX (2 * SITES_MAX + 16)
-#define PEER_SESSION_IDLE_MS (10 * 60 * 1000)
-#define PEER_PENDING_MS 10000
-
 /* Lag samples kept per link for the p99. */
 #define PEER_LAG_SAMPLES 512
 
-/* Transport message kinds (first byte of every NNG message). */
-enum peer_msg {
-    PEER_MSG_HS1 = 1,   /* req: chan msg1 */
-    PEER_MSG_HS2 = 2,   /* rep: sid[8] chan msg2 */
-    PEER_MSG_HS3 = 3,   /* req: sid[8] chan msg3 */
-    PEER_MSG_HSOK = 4,  /* rep: sid[8] */
-    PEER_MSG_DATA = 5,  /* req/rep: sid[8] chan frame */
-    PEER_MSG_ERR = 6,   /* rep: code[4, BE, negated] text: session refused */
-};
-#define PEER_SID_BYTES 8
-#define PEER_WIRE_MAX (1 + PEER_SID_BYTES + CHAN_OVERHEAD + REPL_MSG_SIZE_MAX)
+/* The transport framing is lib/link.h's; a message is one frame of at
+ * most a replication message. */
+#define PEER_WIRE_MAX (LINK_DATA_OVERHEAD + REPL_MSG_SIZE_MAX)
 _Static_assert(REPL_MSG_SIZE_MAX <= CHAN_PLAIN_MAX,
                "a replication message fits one frame");
 
@@ -67,24 +53,16 @@ struct peers;
 struct peer_link {
     struct peers *p;
     const struct cfg_site *site;
-    nng_socket sock;
-    int sock_open;
+    struct link_dial dial; /* socket, session and its counters */
     pthread_t thread;
     int thread_started;
-    /* Owned by the link's thread. */
-    struct chan_session cs;
-    int has_session;
-    uint8_t sid[PEER_SID_BYTES];
-    uint64_t backoff_ms;
+    uint64_t backoff_ms; /* owned by the link's thread */
     /* Shared with status readers: under mu. */
     pthread_mutex_t mu;
     struct repl_link link;
-    _Atomic int pipes;
     int connected;
     uint64_t last_contact_ms;
-    uint64_t bytes_in, bytes_out, sessions;
-    uint64_t chan_rejected[CHAN_REJECT_COUNT];      /* of ended sessions */
-    uint64_t live_chan_rejected[CHAN_REJECT_COUNT]; /* of the dialled one */
+    uint64_t sessions;
     struct repl_counters srv_counters;   /* what it sent us on its link */
     uint64_t lag[PEER_LAG_SAMPLES];
     size_t lag_count, lag_next;
@@ -105,20 +83,9 @@ struct peer_status {
 };
 
 /* Reasons a frame or handshake is refused on the listening side before a
- * peer is known: the channel's own, plus these. */
-#define PEER_REJECT_UNKNOWN_SESSION CHAN_REJECT_COUNT
-#define PEER_REJECT_BAD_MESSAGE (CHAN_REJECT_COUNT + 1)
-#define PEER_REJECT_COUNT (CHAN_REJECT_COUNT + 2)
+ * peer is known (lib/link.h). */
+#define PEER_REJECT_COUNT LINK_REJECT_COUNT
 const char *peer_reject_name(int reason);
-
-struct peer_srv_session {
-    int state;                  /* 0 free, 1 handshake pending, 2 live */
-    uint8_t sid[PEER_SID_BYTES];
-    struct chan_hs hs;
-    struct chan_session cs;
-    int link;                   /* index of the peer's link */
-    uint64_t last_ms;
-};
 
 struct peers {
     const struct config *cfg;
@@ -128,15 +95,8 @@ struct peers {
     uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES];
     struct repl_env env;
 
-    nng_socket srv;
-    int srv_open;
-    pthread_t workers[PEER_SERVER_WORKERS];
-    int workers_started;
-    /* The listening side's sessions and node-wide rejections: under srv_mu
-     * (which also serialises their crypto). */
-    pthread_mutex_t srv_mu;
-    struct peer_srv_session sessions[PEER_SESSIONS_MAX];
-    uint64_t rejected[PEER_REJECT_COUNT];
+    struct link_server srv; /* the listening side (lib/link.h) */
+    int srv_started;
 
     struct peer_link links[SITES_MAX];
     size_t links_count;
