@@ -34,7 +34,8 @@ endif
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/chan.c lib/etcd.c lib/link.c \
-            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c
+            lib/text.c lib/incident.c lib/client.c lib/request.c \
+            build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/repl.c node/peer.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
