@@ -39,6 +39,7 @@ LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/repl.c node/peer.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
+COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c
 UNIT_TESTS := test_incident \
               test_store test_text test_api test_sim
 TOOLS    := imload bench_lmdb
@@ -50,13 +51,16 @@ NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
 # Node modules other than main, for tests that drive them in-process.
 NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
+COORD_OBJS := $(COORD_SRCS:%.c=$(OUT)/%.o)
+# Coordinator modules other than main, for tests that drive them in-process.
+COORD_LIB_OBJS := $(filter-out $(OUT)/coord/main.o,$(COORD_OBJS))
 LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean
-all: $(BIN)/imnode $(BIN)/imctl
+all: $(BIN)/imnode $(BIN)/imctl $(BIN)/imcoord
 
 build/gen/im.pb-c.c build/gen/im.pb-c.h: proto/im.proto
 	@mkdir -p build/gen
@@ -80,6 +84,10 @@ $(BIN)/imnode: $(NODE_OBJS) $(LIBIM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/imctl: $(CLI_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/imcoord: $(COORD_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -132,7 +140,7 @@ tsan:
 	$(MAKE) SAN=tsan programs
 
 fmt:
-	clang-format -i lib/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
+	clang-format -i lib/*.[ch] node/*.[ch] coord/*.[ch] cli/*.[ch] tests/unit/*.[ch] tests/bench/*.c
 
 clean:
 	rm -rf build bin
