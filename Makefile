@@ -37,7 +37,7 @@ LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/text.c lib/incident.c lib/client.c lib/request.c \
             build/gen/im.pb-c.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
-             node/repl.c node/peer.c
+             node/repl.c node/peer.c node/coordlink.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c
 UNIT_TESTS := test_incident \

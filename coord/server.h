@@ -19,9 +19,6 @@
 
 #define COORD_SERVER_WORKERS 8
 
-/* Incidents one heartbeat lists (its counts cover the rest): bounds the
- * heartbeat's size and the etcd reads one heartbeat costs. */
-#define COORD_HEARTBEAT_INCIDENTS_MAX 1024
 /* Incidents one ownership query asks about. */
 #define COORD_QUERY_INCIDENTS_MAX 1024
 

@@ -99,6 +99,10 @@
 #define COORD_LEASE_MS_MIN 500
 #define COORD_LEASE_MS_MAX 60000
 
+/* Incidents one heartbeat lists (its counts cover the rest): bounds its
+ * size (about 100 bytes each) and the etcd reads one heartbeat costs. */
+#define COORD_HEARTBEAT_INCIDENTS_MAX 1024
+
 /* The coordinator leader's etcd lease (whole seconds: etcd's unit). A dead
  * leader is replaced about this long after it stopped renewing; etcd
  * refuses less than ~1.5 x its election timeout (2 s with its defaults). */

@@ -13,6 +13,7 @@
 #include "api.h"
 #include "commit.h"
 #include "config.h"
+#include "coordlink.h"
 #include "devmode.h"
 #include "keys.h"
 #include "log.h"
@@ -75,6 +76,7 @@ run_node(struct config *cfg, int dev)
     struct committer commit;
     struct peers peers;
     struct api api;
+    struct coordlinks coord;
     sigset_t sigs;
     char tag[32];
     int sig = 0;
@@ -101,8 +103,12 @@ run_node(struct config *cfg, int dev)
         goto fail_commit;
     if (api_start(&api, cfg, &store, &commit, &peers, &e) != 0)
         goto fail_peers;
-    if (dev && devmode_announce(cfg, &e) != 0)
+    if (coordlinks_start(&coord, cfg, &store, &site_key, &e) != 0)
         goto fail_api;
+    if (dev && devmode_announce(cfg, &e) != 0) {
+        coordlinks_stop(&coord);
+        goto fail_api;
+    }
     log_info("serving site %s on %s (data %s)", cfg->node.site,
              cfg->node.listen, cfg->node.data);
 
@@ -111,6 +117,7 @@ run_node(struct config *cfg, int dev)
     log_info("signal %d: stopping", sig);
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
+    coordlinks_stop(&coord);
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
