@@ -57,6 +57,8 @@ COORD_LIB_OBJS := $(filter-out $(OUT)/coord/main.o,$(COORD_OBJS))
 LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
+# The coordinator's.
+UNIT_TESTS += test_coord
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean
@@ -93,6 +95,12 @@ $(BIN)/imcoord: $(COORD_OBJS) $(LIBIM)
 
 $(OUT)/tests/unit/%.o: CFLAGS += -Inode
 $(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The coordinator's unit test links its modules, not the node's.
+$(OUT)/tests/unit/test_coord.o: CFLAGS += -Icoord
+$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
