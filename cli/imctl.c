@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bounds.h"
 #include "client.h"
@@ -81,6 +82,12 @@ typedef int (*cmd_fn)(struct ctx *c, const struct args *a);
  * redirects beyond the listed replicas: a leader changing under us twice
  * in one command is an election in progress, reported as such. */
 #define COORD_REDIRECTS_MAX 3
+
+/* While every replica answers that none leads (an election: the leader
+ * died, or etcd is electing its own leader), ask again for this long,
+ * every COORD_RETRY_MS, before reporting it. */
+#define COORD_ELECTION_WAIT_MS 5000
+#define COORD_RETRY_MS 250
 
 struct command {
     const char *name;
@@ -569,10 +576,11 @@ coord_call_one(struct ctx *c, Im__Op *op, Im__Response **resp_out,
 {
     char urls[COORDINATORS_MAX + COORD_REDIRECTS_MAX][URL_MAX + 1];
     char tried[IM_ERRMSG_MAX - 64];
-    size_t n = 0, redirects = 0;
+    size_t n = 0, listed, redirects = 0;
     const char *p = c->coord;
     struct im_key key;
     Im__Op *ops[1] = {op};
+    uint64_t deadline;
     int rv, last = IM_EUNREACH;
 
     tried[0] = '\0';
@@ -585,12 +593,18 @@ coord_call_one(struct ctx *c, Im__Op *op, Im__Response **resp_out,
         urls[n++][len] = '\0';
         p += len + (p[len] == ',');
     }
+    listed = n;
     if ((rv = keys_init()) != 0)
         return im_errf(&c->err, rv, "cannot initialise libsodium");
     if ((rv = key_load(&key, c->key, &c->err)) != 0) {
         c->err.code = IM_EINVAL;
         return IM_EINVAL;
     }
+    deadline = clock_mono_ms() +
+               (c->timeout_ms > 0 && c->timeout_ms < COORD_ELECTION_WAIT_MS
+                    ? (uint64_t)c->timeout_ms
+                    : COORD_ELECTION_WAIT_MS);
+again:
     for (size_t i = 0; i < n; i++) {
         struct client cl;
         Im__Response *resp = NULL;
@@ -665,6 +679,14 @@ coord_call_one(struct ctx *c, Im__Op *op, Im__Response **resp_out,
         *resp_out = resp;
         *res_out = resp->results[0];
         return 0;
+    }
+    if (last == IM_ENOTLEADER && clock_mono_ms() + COORD_RETRY_MS < deadline) {
+        struct timespec ts = {0, COORD_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        n = listed;
+        redirects = 0;
+        tried[0] = '\0';
+        goto again;
     }
     sodium_memzero(&key, sizeof key);
     return im_errf(&c->err, last == IM_ENOTLEADER ? IM_ENOTLEADER : IM_EUNREACH,

@@ -322,7 +322,10 @@ op_sites(struct opctx *x, size_t *size)
     uint64_t now = clock_mono_ms();
     uint8_t *out;
 
-    if (etcd_range(&r->etcd, r->k_sites, ETCD_PREFIX, 0, 0, &rg, &e) != 0)
+    /* Serializable: imctl sites keeps answering while etcd elects a
+     * leader (the records may then lag by what that member lacks). */
+    if (etcd_range(&r->etcd, r->k_sites, ETCD_PREFIX | ETCD_SERIALIZABLE, 0, 0,
+                   &rg, &e) != 0)
         return result_error(e.code, im_errmsg(&e), size);
     for (size_t k = 0; k < rg.count; k++) {
         int i = replica_site_index(r, rg.kvs[k].key + strlen(r->k_sites));

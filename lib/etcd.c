@@ -533,7 +533,9 @@ range_req(const char *key, int flags, int64_t revision, int64_t limit)
         ((flags & ETCD_KEYS_ONLY) &&
          json_object_set_new(r, "keys_only", json_true()) != 0) ||
         ((flags & ETCD_COUNT_ONLY) &&
-         json_object_set_new(r, "count_only", json_true()) != 0)) {
+         json_object_set_new(r, "count_only", json_true()) != 0) ||
+        ((flags & ETCD_SERIALIZABLE) &&
+         json_object_set_new(r, "serializable", json_true()) != 0)) {
         json_decref(r);
         return NULL;
     }

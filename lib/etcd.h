@@ -145,6 +145,10 @@ void etcd_set_timeout(struct etcd *c, int timeout_ms);
 #define ETCD_PREFIX 1    /* every key starting with key */
 #define ETCD_KEYS_ONLY 2 /* no values */
 #define ETCD_COUNT_ONLY 4
+/* A serializable read: answered by the member asked from its own state,
+ * without a round through etcd's leader. Keeps answering while etcd
+ * elects a leader, and may be stale by what that member has not applied. */
+#define ETCD_SERIALIZABLE 8
 
 /* Reads key, or every key with prefix key if flags has ETCD_PREFIX, as of
  * revision (0: latest), at most limit kvs (0: no limit), sorted by key.

@@ -109,6 +109,9 @@ TEST(put_get_range)
     CHECK_EQ_INT(r.total, 2);
     CHECK_EQ_INT(r.kvs[0].value_size, 0);
     etcd_range_free(&r);
+    REQUIRE(etcd_range(&c, "/t/", ETCD_PREFIX | ETCD_SERIALIZABLE, 0, 0, &r, &e) == 0);
+    CHECK_EQ_INT(r.count, 2);
+    etcd_range_free(&r);
 
     CHECK_EQ_INT(etcd_get(&c, "/t/none", &kv, NULL, &e), IM_ENOTFOUND);
     CHECK(strstr(e.msg, "no key /t/none") != NULL);
