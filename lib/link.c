@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "tsan.h"
 
 static const char *const reject_extra[] = {"unknown-session", "bad-message"};
 
@@ -119,6 +120,9 @@ pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
     struct link_dial *d = arg;
     (void)pipe;
+    /* NNG calls this on its own threads, after link_dial_open handed d
+     * over (tsan.h). */
+    TSAN_ACQUIRE(d);
     if (ev == NNG_PIPE_EV_ADD_POST) {
         atomic_fetch_add(&d->pipes, 1);
         if (d->on_pipe != NULL)
@@ -157,6 +161,7 @@ link_dial_open(struct link_dial *d, const char *url, size_t recv_max,
     /* A resent request would be a replayed frame: never resend; a request
      * without an answer is abandoned with its session instead. */
     nng_socket_set_ms(d->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    TSAN_RELEASE(d);
     nng_pipe_notify(d->sock, NNG_PIPE_EV_ADD_POST, pipe_event, d);
     nng_pipe_notify(d->sock, NNG_PIPE_EV_REM_POST, pipe_event, d);
     /* Non-blocking: a peer that is down now is redialled in the
