@@ -57,9 +57,11 @@ run(const struct config *cfg)
         replica_stop(r);
         goto fail;
     }
-    log_info("coordinator %s serving on %s (etcd %s, prefix %s, site lease %llu "
-             "ms)", cfg->coord.id, cfg->coord.listen, cfg->etcd.endpoints,
-             cfg->etcd.prefix, (unsigned long long)cfg->coord.lease_ms);
+    log_info(
+        "coordinator %s serving on %s (etcd %s, prefix %s, site lease %llu "
+        "ms)",
+        cfg->coord.id, cfg->coord.listen, cfg->etcd.endpoints, cfg->etcd.prefix,
+        (unsigned long long)cfg->coord.lease_ms);
     while (sigwait(&sigs, &sig) != 0)
         ;
     log_info("signal %d: stopping", sig);
@@ -89,15 +91,9 @@ main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return 2;
+        case 'c': path = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
         }
     }
     if (optind < argc) {
@@ -123,8 +119,10 @@ main(int argc, char **argv)
         return 2;
     }
     if (cfg->coord.line == 0) {
-        fprintf(stderr, "imcoord: %s: no [coord] section: this file configures "
-                        "a node (imnode), not a coordinator replica\n", path);
+        fprintf(stderr,
+                "imcoord: %s: no [coord] section: this file configures "
+                "a node (imnode), not a coordinator replica\n",
+                path);
         free(cfg);
         return 2;
     }

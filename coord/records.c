@@ -42,8 +42,10 @@ get_str(json_t *j, const char *name, char *out, size_t cap, struct im_err *e)
         return 0;
     }
     if (!json_is_string(v) || strlen(s = json_string_value(v)) >= cap)
-        return im_errf(e, IM_ECORRUPT, "field '%s' is not a string of at most "
-                                       "%zu bytes", name, cap - 1);
+        return im_errf(e, IM_ECORRUPT,
+                       "field '%s' is not a string of at most "
+                       "%zu bytes",
+                       name, cap - 1);
     memcpy(out, s, strlen(s) + 1);
     return 0;
 }
@@ -57,8 +59,8 @@ get_u64(json_t *j, const char *name, uint64_t *out, struct im_err *e)
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return im_errf(e, IM_ECORRUPT, "field '%s' is not a non-negative integer",
-                       name);
+        return im_errf(e, IM_ECORRUPT,
+                       "field '%s' is not a non-negative integer", name);
     *out = (uint64_t)json_integer_value(v);
     return 0;
 }
@@ -79,13 +81,12 @@ load(const uint8_t *json, size_t size, struct im_err *e)
 char *
 records_site_encode(const struct site_record *r)
 {
-    return dump(json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "state",
-                          records_site_state_name(r->state), "since_ms",
-                          (json_int_t)r->since_ms, "last_heartbeat_ms",
-                          (json_int_t)r->last_heartbeat_ms, "open",
-                          (json_int_t)r->open, "owned", (json_int_t)r->owned,
-                          "by", r->by, "term", (json_int_t)r->term, "reason",
-                          r->reason));
+    return dump(json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "state",
+        records_site_state_name(r->state), "since_ms", (json_int_t)r->since_ms,
+        "last_heartbeat_ms", (json_int_t)r->last_heartbeat_ms, "open",
+        (json_int_t)r->open, "owned", (json_int_t)r->owned, "by", r->by, "term",
+        (json_int_t)r->term, "reason", r->reason));
 }
 
 int
@@ -117,8 +118,10 @@ records_site_decode(const uint8_t *json, size_t size, struct site_record *out,
     else if (strcmp(state, "unknown") == 0)
         r.state = SITE_UNKNOWN;
     else {
-        rv = im_errf(e, IM_ECORRUPT, "field 'state' is '%s', not up, down or "
-                                     "unknown", state);
+        rv = im_errf(e, IM_ECORRUPT,
+                     "field 'state' is '%s', not up, down or "
+                     "unknown",
+                     state);
         goto out;
     }
     if (open > UINT32_MAX || owned > UINT32_MAX || term > INT64_MAX) {
@@ -157,7 +160,8 @@ records_assignment_decode(const uint8_t *json, size_t size,
         return IM_ECORRUPT;
     memset(&r, 0, sizeof r);
     if ((rv = get_str(j, "incident", r.incident, sizeof r.incident, e)) != 0 ||
-        (rv = get_str(j, "owner_site", r.owner_site, sizeof r.owner_site, e)) != 0 ||
+        (rv = get_str(j, "owner_site", r.owner_site, sizeof r.owner_site, e)) !=
+            0 ||
         (rv = get_str(j, "manager", r.manager, sizeof r.manager, e)) != 0 ||
         (rv = get_str(j, "reason", r.reason, sizeof r.reason, e)) != 0 ||
         (rv = get_u64(j, "assigned_at_ms", &r.assigned_at_ms, e)) != 0 ||
@@ -165,7 +169,8 @@ records_assignment_decode(const uint8_t *json, size_t size,
         (rv = get_u64(j, "term", &term, e)) != 0)
         goto out;
     if (config_check_site_code(r.owner_site) != 0) {
-        rv = im_errf(e, IM_ECORRUPT, "field 'owner_site' is '%s', not a site code",
+        rv = im_errf(e, IM_ECORRUPT,
+                     "field 'owner_site' is '%s', not a site code",
                      r.owner_site);
         goto out;
     }
@@ -183,8 +188,9 @@ records_leader_encode(const char *id, const char *api)
 }
 
 int
-records_leader_decode(const uint8_t *json, size_t size, char id[COORD_ID_MAX + 1],
-                      char api[URL_MAX + 1], struct im_err *e)
+records_leader_decode(const uint8_t *json, size_t size,
+                      char id[COORD_ID_MAX + 1], char api[URL_MAX + 1],
+                      struct im_err *e)
 {
     json_t *j = load(json, size, e);
     int rv;
@@ -203,8 +209,8 @@ records_incident_origin(const char *id, char site[SITE_CODE_MAX + 1])
     char code[SITE_CODE_MAX + 2];
     size_t n;
 
-    if (dash == NULL || dash[1] == '\0' || strspn(dash + 1, "0123456789") !=
-                                               strlen(dash + 1))
+    if (dash == NULL || dash[1] == '\0' ||
+        strspn(dash + 1, "0123456789") != strlen(dash + 1))
         return IM_EINVAL;
     n = (size_t)(dash - id);
     if (n == 0 || n > SITE_CODE_MAX)

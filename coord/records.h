@@ -58,8 +58,8 @@ void records_key(char out[RECORDS_KEY_MAX + 1], const char *prefix,
 
 /* Encoders return a malloc'd NUL-terminated JSON text, or NULL (memory). */
 char *records_site_encode(const struct site_record *r);
-int records_site_decode(const uint8_t *json, size_t size, struct site_record *out,
-                        struct im_err *e);
+int records_site_decode(const uint8_t *json, size_t size,
+                        struct site_record *out, struct im_err *e);
 
 char *records_assignment_encode(const struct assignment_record *r);
 int records_assignment_decode(const uint8_t *json, size_t size,

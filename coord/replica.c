@@ -68,7 +68,8 @@ static void
 step_down(struct replica *r, const char *why)
 {
     if (r->leader)
-        log_warn("no longer the leader (term %lld): %s", (long long)r->term, why);
+        log_warn("no longer the leader (term %lld): %s", (long long)r->term,
+                 why);
     r->leader = 0;
     r->term = 0;
     if (strcmp(r->leader_id, r->self->id) == 0)
@@ -86,7 +87,8 @@ replica_txn(struct replica *r, const struct etcd_cmp *cmp, size_t cmp_count,
     int rv;
 
     if (cmp_count + 1 > ETCD_TXN_OPS_MAX)
-        return im_errf(e, IM_ETOOBIG, "more than %d compares", ETCD_TXN_OPS_MAX - 1);
+        return im_errf(e, IM_ETOOBIG, "more than %d compares",
+                       ETCD_TXN_OPS_MAX - 1);
     pthread_mutex_lock(&r->mu);
     if (!leading_locked(r, clock_mono_ms())) {
         pthread_mutex_unlock(&r->mu);
@@ -108,7 +110,8 @@ replica_txn(struct replica *r, const struct etcd_cmp *cmp, size_t cmp_count,
         struct etcd_kv kv;
         struct im_err ge = {0};
         int grv = etcd_get(&r->etcd, r->k_leader, &kv, NULL, &ge);
-        int deposed = grv == IM_ENOTFOUND || (grv == 0 && kv.create_revision != term);
+        int deposed =
+            grv == IM_ENOTFOUND || (grv == 0 && kv.create_revision != term);
         if (grv == 0)
             etcd_kv_free(&kv);
         etcd_txn_result_free(&res);
@@ -118,8 +121,10 @@ replica_txn(struct replica *r, const struct etcd_cmp *cmp, size_t cmp_count,
                 step_down(r, "a fenced write found another leader's term");
             r->deposed++;
             pthread_mutex_unlock(&r->mu);
-            return im_errf(e, IM_ESTALE, "deposed: term %lld is over; the write "
-                                         "was not applied", (long long)term);
+            return im_errf(e, IM_ESTALE,
+                           "deposed: term %lld is over; the write "
+                           "was not applied",
+                           (long long)term);
         }
         return im_errf(e, IM_ESTALE, "compare failed: the records changed");
     }
@@ -152,7 +157,8 @@ load_sites(struct replica *r, struct im_err *e)
             continue; /* a site no longer configured */
         if (records_site_decode(rg.kvs[k].value, rg.kvs[k].value_size, &rec,
                                 &de) != 0) {
-            log_warn("%s: %s: treated as unknown", rg.kvs[k].key, im_errmsg(&de));
+            log_warn("%s: %s: treated as unknown", rg.kvs[k].key,
+                     im_errmsg(&de));
             continue;
         }
         r->sites[i].rec = rec;
@@ -190,7 +196,9 @@ liveness_tick(struct replica *r)
         struct site_record rec = s->rec;
         int fresh = s->heard && now - s->last_mono_ms <= lease;
         int grace_over = now - r->leader_since_mono_ms >= lease;
-        enum site_state want = fresh ? SITE_UP : grace_over ? SITE_DOWN : rec.state;
+        enum site_state want = fresh        ? SITE_UP
+                               : grace_over ? SITE_DOWN
+                                            : rec.state;
 
         changed[i] = 0;
         if (want != rec.state) {
@@ -205,10 +213,11 @@ liveness_tick(struct replica *r)
                          (unsigned long long)(now - s->last_mono_ms),
                          (unsigned long long)lease);
             else
-                snprintf(rec.reason, sizeof rec.reason,
-                         "no heartbeat in the %llu ms since leader %s took over",
-                         (unsigned long long)(now - r->leader_since_mono_ms),
-                         r->self->id);
+                snprintf(
+                    rec.reason, sizeof rec.reason,
+                    "no heartbeat in the %llu ms since leader %s took over",
+                    (unsigned long long)(now - r->leader_since_mono_ms),
+                    r->self->id);
         }
         if (want == SITE_UP &&
             (changed[i] || rec.open != s->open || rec.owned != s->owned ||
@@ -229,7 +238,8 @@ liveness_tick(struct replica *r)
             changed[i] = 0;
             continue;
         }
-        ops[n] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = keys[n],
+        ops[n] = (struct etcd_op){.kind = ETCD_OP_PUT,
+                                  .key = keys[n],
                                   .value = values[n],
                                   .value_size = strlen(values[n])};
         n++;
@@ -292,8 +302,9 @@ keep_lease(struct replica *r, uint64_t now)
     ok = r->lease_ok_mono_ms;
     pthread_mutex_unlock(&r->mu);
     if (lease == 0) {
-        if ((rv = etcd_lease_grant(&r->etcd, (int64_t)r->cfg->coord.leader_ttl_s,
-                                   &id, NULL, &e)) != 0) {
+        if ((rv =
+                 etcd_lease_grant(&r->etcd, (int64_t)r->cfg->coord.leader_ttl_s,
+                                  &id, NULL, &e)) != 0) {
             log_debug("lease grant: %s", im_errmsg(&e));
             return rv;
         }
@@ -335,8 +346,8 @@ campaign(struct replica *r, uint64_t now)
     pthread_mutex_lock(&r->mu);
     lease = r->lease;
     pthread_mutex_unlock(&r->mu);
-    rv = etcd_campaign(&r->etcd, r->k_leader, value, strlen(value), lease, &term,
-                       &holder, &e);
+    rv = etcd_campaign(&r->etcd, r->k_leader, value, strlen(value), lease,
+                       &term, &holder, &e);
     free(value);
     if (rv == 0) {
         struct im_err le = {0};
@@ -444,8 +455,8 @@ watch_main(void *arg)
     struct replica *r = arg;
     while (!atomic_load(&r->stop)) {
         struct im_err e = {0};
-        int rv = etcd_watch(&r->etcd, r->k_leader, 0, 0, COORD_WATCH_MS, &r->stop,
-                            on_leader_change, r, &e);
+        int rv = etcd_watch(&r->etcd, r->k_leader, 0, 0, COORD_WATCH_MS,
+                            &r->stop, on_leader_change, r, &e);
         if (rv != 0 && rv != IM_ETIMEDOUT && rv != IM_ECLOSED) {
             log_debug("watch: %s", im_errmsg(&e));
             wait_ms(r, COORD_CAMPAIGN_MS);
@@ -471,8 +482,10 @@ replica_start(struct replica *r, const struct config *cfg, struct im_err *e)
         char have[KEY_PUB_TEXT_MAX];
         key_pub_encode(r->key.pk, have);
         sodium_memzero(&r->key, sizeof r->key);
-        return im_errf(e, IM_ECONFIG, "%s: %s holds %s, not the key [coordinator "
-                       "%s] pins", cfg->path, cfg->coord.key, have, cfg->coord.id);
+        return im_errf(e, IM_ECONFIG,
+                       "%s: %s holds %s, not the key [coordinator "
+                       "%s] pins",
+                       cfg->path, cfg->coord.key, have, cfg->coord.id);
     }
     memset(&tls, 0, sizeof tls);
     memcpy(tls.ca, cfg->etcd.ca, sizeof tls.ca);

@@ -68,16 +68,16 @@ struct replica {
     struct coord_site sites[SITES_MAX];
     size_t sites_count;
     /* Leadership, under mu. */
-    int leader;                  /* this replica leads */
-    int64_t term;                /* its term while it leads */
-    int64_t lease;               /* its etcd lease; 0 none */
-    uint64_t lease_ok_mono_ms;   /* when the last successful keepalive was sent */
+    int leader;                /* this replica leads */
+    int64_t term;              /* its term while it leads */
+    int64_t lease;             /* its etcd lease; 0 none */
+    uint64_t lease_ok_mono_ms; /* when the last successful keepalive was sent */
     uint64_t leader_since_mono_ms;
-    char leader_id[COORD_ID_MAX + 1];   /* the leader as last seen; "" none */
+    char leader_id[COORD_ID_MAX + 1]; /* the leader as last seen; "" none */
     char leader_api[URL_MAX + 1];
     int64_t leader_term;
-    int wake;                    /* the watch saw the leader key go */
-    uint64_t deposed;            /* times this replica lost a fenced write */
+    int wake;         /* the watch saw the leader key go */
+    uint64_t deposed; /* times this replica lost a fenced write */
 
     atomic_int stop;
     pthread_t elect_thread, watch_thread;
@@ -86,7 +86,8 @@ struct replica {
 
 /* Loads the replica's key, opens the etcd client and starts the threads.
  * cfg is borrowed until replica_stop. */
-int replica_start(struct replica *r, const struct config *cfg, struct im_err *e);
+int replica_start(struct replica *r, const struct config *cfg,
+                  struct im_err *e);
 
 /* Stops the threads; a leader resigns (revokes its lease) so that a standby
  * takes over at once. */

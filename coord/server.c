@@ -15,8 +15,7 @@
  * order; *found_out says which were found (found[i]). */
 static int
 assignments_read(struct replica *r, const char *const *ids, size_t n,
-                 struct assignment_record *out, int *found,
-                 struct im_err *e)
+                 struct assignment_record *out, int *found, struct im_err *e)
 {
     for (size_t base = 0; base < n; base += ETCD_TXN_OPS_MAX) {
         size_t m = n - base < ETCD_TXN_OPS_MAX ? n - base : ETCD_TXN_OPS_MAX;
@@ -85,9 +84,12 @@ assignments_default(struct replica *r, const char *const *ids, size_t n,
         records_key(keys[m], r->cfg->etcd.prefix, "assign", ids[i]);
         if ((values[m] = records_assignment_encode(a)) == NULL)
             break;
-        cmps[m] = (struct etcd_cmp){.key = keys[m], .target = ETCD_CMP_CREATE,
-                                    .result = ETCD_EQUAL, .number = 0};
-        ops[m] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = keys[m],
+        cmps[m] = (struct etcd_cmp){.key = keys[m],
+                                    .target = ETCD_CMP_CREATE,
+                                    .result = ETCD_EQUAL,
+                                    .number = 0};
+        ops[m] = (struct etcd_op){.kind = ETCD_OP_PUT,
+                                  .key = keys[m],
                                   .value = values[m],
                                   .value_size = strlen(values[m])};
         idx[m++] = i;
@@ -203,13 +205,17 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
     case IM__COORD_REQUEST__KIND_HEARTBEAT: {
         Im__Heartbeat *h = req->heartbeat;
         if (strcmp(h->site, s->cfg->sites[site].code) != 0) {
-            rv = im_errf(e, IM_EDENIED, "a heartbeat for site '%s' on the "
-                         "session of site %s", h->site, s->cfg->sites[site].code);
+            rv = im_errf(e, IM_EDENIED,
+                         "a heartbeat for site '%s' on the "
+                         "session of site %s",
+                         h->site, s->cfg->sites[site].code);
             goto out;
         }
         if (h->n_open > COORD_HEARTBEAT_INCIDENTS_MAX) {
-            rv = im_errf(e, IM_ETOOBIG, "a heartbeat lists %zu incidents; at "
-                         "most %d", h->n_open, COORD_HEARTBEAT_INCIDENTS_MAX);
+            rv = im_errf(e, IM_ETOOBIG,
+                         "a heartbeat lists %zu incidents; at "
+                         "most %d",
+                         h->n_open, COORD_HEARTBEAT_INCIDENTS_MAX);
             goto out;
         }
         replica_heartbeat(r, site, h->open_count, h->owned_count);
@@ -221,7 +227,8 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
         hb.lease_ms = s->cfg->coord.lease_ms;
         hb.now_ms = clock_wall_ms();
         if (leading) {
-            if ((ids = calloc(h->n_open ? h->n_open : 1, sizeof *ids)) == NULL) {
+            if ((ids = calloc(h->n_open ? h->n_open : 1, sizeof *ids)) ==
+                NULL) {
                 rv = im_errf(e, IM_ENOMEM, "out of memory");
                 goto out;
             }
@@ -240,8 +247,10 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
     case IM__COORD_REQUEST__KIND_OWNERSHIP: {
         Im__OwnershipQuery *q = req->ownership;
         if (q->n_incidents > COORD_QUERY_INCIDENTS_MAX) {
-            rv = im_errf(e, IM_ETOOBIG, "an ownership query of %zu incidents; "
-                         "at most %d", q->n_incidents, COORD_QUERY_INCIDENTS_MAX);
+            rv = im_errf(e, IM_ETOOBIG,
+                         "an ownership query of %zu incidents; "
+                         "at most %d",
+                         q->n_incidents, COORD_QUERY_INCIDENTS_MAX);
             goto out;
         }
         for (size_t i = 0; i < q->n_incidents; i++)
@@ -258,9 +267,7 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
         rep.ownership = &own;
         break;
     }
-    default:
-        rv = im_errf(e, IM_EINVAL, "empty coordinator request");
-        goto out;
+    default: rv = im_errf(e, IM_EINVAL, "empty coordinator request"); goto out;
     }
     *reply_size = im__coord_reply__get_packed_size(&rep);
     if ((*reply = malloc(*reply_size ? *reply_size : 1)) == NULL) {
@@ -376,9 +383,10 @@ static int
 check_incident(const char *id, char origin[SITE_CODE_MAX + 1], char *msg,
                size_t cap)
 {
-    if (strlen(id) > INCIDENT_ID_MAX || records_incident_origin(id, origin) != 0) {
-        snprintf(msg, cap, "'%.40s' is not an incident id (SITE-N, e.g. AMS-42)",
-                 id);
+    if (strlen(id) > INCIDENT_ID_MAX ||
+        records_incident_origin(id, origin) != 0) {
+        snprintf(msg, cap,
+                 "'%.40s' is not an incident id (SITE-N, e.g. AMS-42)", id);
         return IM_EINVAL;
     }
     return 0;
@@ -403,13 +411,15 @@ op_owner(struct opctx *x, const char *id, size_t *size)
     if ((rv = assignments_read(s->r, &id, 1, &a, &found, &e)) != 0)
         return result_error(rv, im_errmsg(&e), size);
     if (!found) {
-        snprintf(msg, sizeof msg, "no owner recorded for %s yet (its site has "
-                 "not reported it in a heartbeat)", id);
+        snprintf(msg, sizeof msg,
+                 "no owner recorded for %s yet (its site has "
+                 "not reported it in a heartbeat)",
+                 id);
         return result_error(IM_ENOTFOUND, msg, size);
     }
     clock_fmt_rfc3339(a.assigned_at_ms, when);
-    snprintf(l1, sizeof l1, "owner: site %s, manager %s, token %llu", a.owner_site,
-             a.manager[0] ? a.manager : "(on-call not yet known)",
+    snprintf(l1, sizeof l1, "owner: site %s, manager %s, token %llu",
+             a.owner_site, a.manager[0] ? a.manager : "(on-call not yet known)",
              (unsigned long long)a.token);
     snprintf(l2, sizeof l2, "why: %s", a.reason);
     snprintf(l3, sizeof l3, "decided at %s by coordinator %s (term %lld)", when,
@@ -448,8 +458,9 @@ op_move(struct opctx *x, const char *id, const char *to_site,
         return result_error(IM_EINVAL, msg, size);
     }
     if (strlen(manager) > PERSON_MAX || strlen(why) > RECORDS_REASON_MAX - 40) {
-        snprintf(msg, sizeof msg, "manager over %d or reason over %d characters",
-                 PERSON_MAX, RECORDS_REASON_MAX - 40);
+        snprintf(msg, sizeof msg,
+                 "manager over %d or reason over %d characters", PERSON_MAX,
+                 RECORDS_REASON_MAX - 40);
         return result_error(IM_ETOOBIG, msg, size);
     }
     if ((rv = assignments_read(s->r, &id, 1, &cur, &found, &e)) != 0)
@@ -471,15 +482,17 @@ op_move(struct opctx *x, const char *id, const char *to_site,
     records_key(key, s->cfg->etcd.prefix, "assign", id);
     if ((value = records_assignment_encode(&a)) == NULL)
         return result_error(IM_ENOMEM, "out of memory", size);
-    put = (struct etcd_op){.kind = ETCD_OP_PUT, .key = key, .value = value,
+    put = (struct etcd_op){.kind = ETCD_OP_PUT,
+                           .key = key,
+                           .value = value,
                            .value_size = strlen(value)};
     rv = replica_txn(s->r, NULL, 0, &put, 1, &rev, &e);
     free(value);
     if (rv != 0)
         return result_error(rv, im_errmsg(&e), size);
     a.token = (uint64_t)rev;
-    log_info("%s: owner %s -> %s (token %llu) by %s", id, cur.owner_site, to_site,
-             (unsigned long long)a.token, x->op->name);
+    log_info("%s: owner %s -> %s (token %llu) by %s", id, cur.owner_site,
+             to_site, (unsigned long long)a.token, x->op->name);
     {
         Im__Result res = IM__RESULT__INIT;
         Im__OwnerReply orp = IM__OWNER_REPLY__INIT;
@@ -499,10 +512,8 @@ op_is_write(const Im__Op *op)
     case IM__OP__KIND_HANDBACK:
     case IM__OP__KIND_SCHEDULE_APPLY:
     case IM__OP__KIND_MAJOR_DECLARE:
-    case IM__OP__KIND_ESCALATE:
-        return 1;
-    default:
-        return 0;
+    case IM__OP__KIND_ESCALATE: return 1;
+    default: return 0;
     }
 }
 
@@ -511,28 +522,27 @@ run_op(struct opctx *x, const Im__Op *op, size_t *size)
 {
     char msg[160];
     if (op_is_write(op) && x->op->role == OP_ROLE_VIEWER) {
-        snprintf(msg, sizeof msg, "operator %s has role viewer: it may only read",
-                 x->op->name);
+        snprintf(msg, sizeof msg,
+                 "operator %s has role viewer: it may only read", x->op->name);
         return result_error(IM_EDENIED, msg, size);
     }
     switch (op->kind_case) {
-    case IM__OP__KIND_SITES:
-        return op_sites(x, size);
-    case IM__OP__KIND_OWNER:
-        return op_owner(x, op->owner->incident, size);
+    case IM__OP__KIND_SITES: return op_sites(x, size);
+    case IM__OP__KIND_OWNER: return op_owner(x, op->owner->incident, size);
     case IM__OP__KIND_REASSIGN:
         return op_move(x, op->reassign->incident, op->reassign->to_site,
                        op->reassign->manager, op->reassign->reason, 0, size);
     case IM__OP__KIND_HANDBACK:
-        return op_move(x, op->handback->incident, "", "", op->handback->reason, 1,
-                       size);
+        return op_move(x, op->handback->incident, "", "", op->handback->reason,
+                       1, size);
     case IM__OP__KIND_SCHEDULE_APPLY:
     case IM__OP__KIND_SCHEDULE_GET:
     case IM__OP__KIND_ONCALL:
     case IM__OP__KIND_MAJORS:
     case IM__OP__KIND_MAJOR_DECLARE:
     case IM__OP__KIND_ESCALATE:
-        return result_error(IM_EINVAL, "this coordinator does not serve on-call "
+        return result_error(IM_EINVAL,
+                            "this coordinator does not serve on-call "
                             "schedules and major-incident escalation yet",
                             size);
     case IM__OP__KIND_WRITE:
@@ -540,8 +550,10 @@ run_op(struct opctx *x, const Im__Op *op, size_t *size)
     case IM__OP__KIND_LIST:
     case IM__OP__KIND_STATS:
     case IM__OP__KIND_PEERS:
-        return result_error(IM_EINVAL, "a node operation: send it to a node "
-                            "(imctl --node), not to a coordinator", size);
+        return result_error(IM_EINVAL,
+                            "a node operation: send it to a node "
+                            "(imctl --node), not to a coordinator",
+                            size);
     case IM__OP__KIND_PING:
     default:
         return result_error(IM_EINVAL, "not a coordinator operation", size);
@@ -584,8 +596,9 @@ serve_operator(void *arg, nng_msg *msg)
     nng_msg *out = NULL;
     int rv;
 
-    rv = request_open(s->cfg, "coordinator", nng_msg_body(msg), nng_msg_len(msg),
-                      clock_wall_ms(), &sreq, &req, &x.op, &e);
+    rv =
+        request_open(s->cfg, "coordinator", nng_msg_body(msg), nng_msg_len(msg),
+                     clock_wall_ms(), &sreq, &req, &x.op, &e);
     nng_msg_free(msg);
     if (rv != 0) {
         resp.code = rv;
@@ -596,8 +609,8 @@ serve_operator(void *arg, nng_msg *msg)
     if (!x.leading)
         for (size_t i = 0; i < req->n_ops; i++)
             if (op_is_write(req->ops[i])) {
-                snprintf(e.msg, sizeof e.msg,
-                         "coordinator %s is a standby; %s", s->r->self->id,
+                snprintf(e.msg, sizeof e.msg, "coordinator %s is a standby; %s",
+                         s->r->self->id,
                          x.leader_id[0] ? "the leader is named in this reply"
                                         : "no leader is known right now: retry "
                                           "in a few seconds");
@@ -618,7 +631,6 @@ serve_operator(void *arg, nng_msg *msg)
             out = response_msg(&resp);
             goto done;
         }
-
     }
     /* Response.results (field 3) as the packed results, in order. */
     if (nng_msg_alloc(&out, 0) == 0) {

@@ -68,7 +68,8 @@ set_int(json_t *obj, const char *name, int64_t v)
 {
     char buf[24];
     snprintf(buf, sizeof buf, "%lld", (long long)v);
-    return json_object_set_new(obj, name, json_string(buf)) == 0 ? 0 : IM_ENOMEM;
+    return json_object_set_new(obj, name, json_string(buf)) == 0 ? 0
+                                                                 : IM_ENOMEM;
 }
 
 /* An int64 field, which the gateway sends as a string (proto3 JSON); 0 if
@@ -271,8 +272,8 @@ static void
 setup(struct etcd *c, CURL *h, const char *url, const char *body,
       struct curl_slist *hdrs, long timeout_ms, char *errbuf)
 {
-    long connect_ms = timeout_ms < ETCD_CONNECT_MS_MAX ? timeout_ms
-                                                       : ETCD_CONNECT_MS_MAX;
+    long connect_ms =
+        timeout_ms < ETCD_CONNECT_MS_MAX ? timeout_ms : ETCD_CONNECT_MS_MAX;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -308,10 +309,8 @@ never_sent(CURLcode cc)
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return 1;
-    default:
-        return 0;
+    case CURLE_UNSUPPORTED_PROTOCOL: return 1;
+    default: return 0;
     }
 }
 
@@ -386,7 +385,8 @@ call(struct etcd *c, const char *path, json_t *req, json_t **out,
         return im_errf(e, IM_ENOMEM, "etcd %s: out of memory", path);
     if ((h = handle_get(c)) == NULL) {
         free(body);
-        return im_errf(e, IM_ENOMEM, "etcd %s: cannot create a curl handle", path);
+        return im_errf(e, IM_ENOMEM, "etcd %s: cannot create a curl handle",
+                       path);
     }
     hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     for (size_t i = 0; i < c->endpoints_count; i++) {
@@ -402,8 +402,9 @@ call(struct etcd *c, const char *path, json_t *req, json_t **out,
         const char *msg;
 
         if (now >= deadline) {
-            rv = im_errf(e, IM_ETIMEDOUT, "etcd %s: no answer within %d ms (%s)",
-                         path, c->timeout_ms, tried[0] ? tried : "no endpoint tried");
+            rv = im_errf(e, IM_ETIMEDOUT,
+                         "etcd %s: no answer within %d ms (%s)", path,
+                         c->timeout_ms, tried[0] ? tried : "no endpoint tried");
             goto out;
         }
         snprintf(url, sizeof url, "%s%s", ep, path);
@@ -417,8 +418,9 @@ call(struct etcd *c, const char *path, json_t *req, json_t **out,
             const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
             free(b.data);
             if (b.overflow) {
-                rv = im_errf(e, IM_ETOOBIG, "etcd %s at %s: reply over %d bytes",
-                             path, ep, ETCD_REPLY_MAX);
+                rv =
+                    im_errf(e, IM_ETOOBIG, "etcd %s at %s: reply over %d bytes",
+                            path, ep, ETCD_REPLY_MAX);
                 goto out;
             }
             if (never_sent(cc)) {
@@ -448,7 +450,8 @@ call(struct etcd *c, const char *path, json_t *req, json_t **out,
             json_decref(j);
             rv = im_errf(e, status == 200 ? IM_EPROTO : IM_EIO,
                          "etcd %s at %s: HTTP %ld with a body that is not "
-                         "etcd's JSON", path, ep, status);
+                         "etcd's JSON",
+                         path, ep, status);
             if (status == 200)
                 goto out;
             /* Not etcd (a proxy's error page): try the next. */
@@ -463,13 +466,15 @@ call(struct etcd *c, const char *path, json_t *req, json_t **out,
                 json_decref(j);
                 continue;
             }
-            rv = im_errf(e, from_grpc(grpc), "etcd %s at %s: %s", path, ep, msg);
+            rv =
+                im_errf(e, from_grpc(grpc), "etcd %s at %s: %s", path, ep, msg);
             json_decref(j);
             goto out;
         }
         if (status != 200) {
             json_decref(j);
-            rv = im_errf(e, IM_EIO, "etcd %s at %s: HTTP %ld", path, ep, status);
+            rv =
+                im_errf(e, IM_EIO, "etcd %s at %s: HTTP %ld", path, ep, status);
             goto out;
         }
         atomic_store(&c->preferred, idx);
@@ -677,9 +682,8 @@ etcd_delete(struct etcd *c, const char *key, int flags, int64_t *deleted_out,
 
 static const char *const cmp_target_names[] = {"VALUE", "MOD", "CREATE",
                                                "VERSION", "LEASE"};
-static const char *const cmp_target_fields[] = {"value", "mod_revision",
-                                                "create_revision", "version",
-                                                "lease"};
+static const char *const cmp_target_fields[] = {
+    "value", "mod_revision", "create_revision", "version", "lease"};
 static const char *const cmp_result_names[] = {"EQUAL", "NOT_EQUAL", "GREATER",
                                                "LESS"};
 
@@ -691,11 +695,13 @@ cmp_json(const struct etcd_cmp *x)
     if (r == NULL)
         return NULL;
     rv = set_b64(r, "key", x->key, strlen(x->key));
-    if (rv == 0 && json_object_set_new(r, "target",
-                                       json_string(cmp_target_names[x->target])) != 0)
+    if (rv == 0 &&
+        json_object_set_new(r, "target",
+                            json_string(cmp_target_names[x->target])) != 0)
         rv = IM_ENOMEM;
-    if (rv == 0 && json_object_set_new(r, "result",
-                                       json_string(cmp_result_names[x->result])) != 0)
+    if (rv == 0 &&
+        json_object_set_new(r, "result",
+                            json_string(cmp_result_names[x->result])) != 0)
         rv = IM_ENOMEM;
     if (rv == 0) {
         if (x->target == ETCD_CMP_VALUE)
@@ -773,8 +779,10 @@ etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t cmp_count,
 
     if (cmp_count > ETCD_TXN_OPS_MAX || success_count > ETCD_TXN_OPS_MAX ||
         failure_count > ETCD_TXN_OPS_MAX)
-        return im_errf(e, IM_ETOOBIG, "etcd txn: more than %d compares or "
-                       "operations in a branch", ETCD_TXN_OPS_MAX);
+        return im_errf(e, IM_ETOOBIG,
+                       "etcd txn: more than %d compares or "
+                       "operations in a branch",
+                       ETCD_TXN_OPS_MAX);
     for (size_t i = 0; i < cmp_count; i++)
         if ((rv = check_key(cmp[i].key, e)) != 0)
             return rv;
@@ -783,17 +791,20 @@ etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t cmp_count,
         return rv;
     if ((req = json_object()) == NULL)
         goto nomem;
-    if ((arr = json_array()) == NULL || json_object_set_new(req, "compare", arr) != 0)
+    if ((arr = json_array()) == NULL ||
+        json_object_set_new(req, "compare", arr) != 0)
         goto nomem;
     for (size_t i = 0; i < cmp_count; i++)
         if (json_array_append_new(arr, cmp_json(&cmp[i])) != 0)
             goto nomem;
-    if ((arr = json_array()) == NULL || json_object_set_new(req, "success", arr) != 0)
+    if ((arr = json_array()) == NULL ||
+        json_object_set_new(req, "success", arr) != 0)
         goto nomem;
     for (size_t i = 0; i < success_count; i++)
         if (json_array_append_new(arr, op_json(&success[i])) != 0)
             goto nomem;
-    if ((arr = json_array()) == NULL || json_object_set_new(req, "failure", arr) != 0)
+    if ((arr = json_array()) == NULL ||
+        json_object_set_new(req, "failure", arr) != 0)
         goto nomem;
     for (size_t i = 0; i < failure_count; i++)
         if (json_array_append_new(arr, op_json(&failure[i])) != 0)
@@ -816,7 +827,8 @@ etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t cmp_count,
             return im_errf(e, IM_ENOMEM, "etcd txn: out of memory");
         }
         for (size_t i = 0; i < json_array_size(resps); i++) {
-            json_t *rr = json_object_get(json_array_get(resps, i), "response_range");
+            json_t *rr =
+                json_object_get(json_array_get(resps, i), "response_range");
             res.ranges_count++;
             if (rr != NULL && (rv = parse_range(rr, &res.ranges[i])) != 0) {
                 etcd_txn_result_free(&res);
@@ -849,7 +861,8 @@ etcd_lease_grant(struct etcd *c, int64_t ttl_s, int64_t *id_out,
     int64_t id, ttl;
 
     if (ttl_s <= 0)
-        return im_errf(e, IM_EINVAL, "etcd lease: TTL must be positive, not %lld",
+        return im_errf(e, IM_EINVAL,
+                       "etcd lease: TTL must be positive, not %lld",
                        (long long)ttl_s);
     if ((req = json_object()) == NULL || set_int(req, "TTL", ttl_s) != 0) {
         json_decref(req);
@@ -943,12 +956,15 @@ watch_line(struct watch *w, const char *text, size_t size)
     const char *msg;
 
     if (j == NULL) {
-        w->code = im_errf(w->e, IM_EPROTO, "etcd watch at %s: malformed stream "
-                          "line: %s", w->ep, jerr.text);
+        w->code = im_errf(w->e, IM_EPROTO,
+                          "etcd watch at %s: malformed stream "
+                          "line: %s",
+                          w->ep, jerr.text);
         return 1;
     }
     if (etcd_error(j, &grpc, &msg)) {
-        w->code = im_errf(w->e, from_grpc(grpc), "etcd watch at %s: %s", w->ep, msg);
+        w->code =
+            im_errf(w->e, from_grpc(grpc), "etcd watch at %s: %s", w->ep, msg);
         json_decref(j);
         return 1;
     }
@@ -961,11 +977,14 @@ watch_line(struct watch *w, const char *text, size_t size)
         w->created = 1;
     if (json_is_true(json_object_get(r, "canceled"))) {
         int64_t compact = get_int(r, "compact_revision", &bad);
-        const char *why = json_string_value(json_object_get(r, "cancel_reason"));
+        const char *why =
+            json_string_value(json_object_get(r, "cancel_reason"));
         if (compact > 0)
-            w->code = im_errf(w->e, IM_ESTALE, "etcd watch at %s: revision "
-                              "compacted (oldest is %lld): read and watch again",
-                              w->ep, (long long)compact);
+            w->code =
+                im_errf(w->e, IM_ESTALE,
+                        "etcd watch at %s: revision "
+                        "compacted (oldest is %lld): read and watch again",
+                        w->ep, (long long)compact);
         else
             w->code = im_errf(w->e, IM_EIO, "etcd watch at %s: canceled: %s",
                               w->ep, why ? why : "(no reason)");
@@ -992,8 +1011,10 @@ watch_line(struct watch *w, const char *text, size_t size)
             ev[n].type = type && strcmp(type, "DELETE") == 0 ? ETCD_EVENT_DELETE
                                                              : ETCD_EVENT_PUT;
             if ((rv = parse_kv(json_object_get(x, "kv"), &ev[n].kv)) != 0) {
-                w->code = im_errf(w->e, IM_EPROTO, "etcd watch at %s: malformed "
-                                  "event", w->ep);
+                w->code = im_errf(w->e, IM_EPROTO,
+                                  "etcd watch at %s: malformed "
+                                  "event",
+                                  w->ep);
                 break;
             }
         }
@@ -1023,8 +1044,10 @@ on_watch(char *p, size_t sz, size_t n, void *arg)
         if (p[i] != '\n')
             continue;
         if (on_body(p + done, 1, i - done, &w->line) != i - done) {
-            w->code = im_errf(w->e, IM_ETOOBIG, "etcd watch: a response over %d "
-                              "bytes", ETCD_REPLY_MAX);
+            w->code = im_errf(w->e, IM_ETOOBIG,
+                              "etcd watch: a response over %d "
+                              "bytes",
+                              ETCD_REPLY_MAX);
             return 0;
         }
         done = i + 1;
@@ -1032,9 +1055,11 @@ on_watch(char *p, size_t sz, size_t n, void *arg)
             return 0;
         w->line.size = 0;
     }
-    if (done < add && on_body(p + done, 1, add - done, &w->line) != add - done) {
-        w->code = im_errf(w->e, IM_ETOOBIG, "etcd watch: a response over %d bytes",
-                          ETCD_REPLY_MAX);
+    if (done < add &&
+        on_body(p + done, 1, add - done, &w->line) != add - done) {
+        w->code =
+            im_errf(w->e, IM_ETOOBIG, "etcd watch: a response over %d bytes",
+                    ETCD_REPLY_MAX);
         return 0;
     }
     return add;
@@ -1074,7 +1099,8 @@ etcd_watch(struct etcd *c, const char *key, int flags, int64_t start_revision,
         create = NULL;
     }
     req = create ? json_object() : NULL;
-    if (req == NULL || json_object_set_new(req, "create_request", create) != 0) {
+    if (req == NULL ||
+        json_object_set_new(req, "create_request", create) != 0) {
         json_decref(req);
         return im_errf(e, IM_ENOMEM, "etcd watch: out of memory");
     }
@@ -1129,7 +1155,8 @@ etcd_watch(struct etcd *c, const char *key, int flags, int64_t start_revision,
         }
         if (cc == CURLE_OPERATION_TIMEDOUT && w.created) {
             atomic_store(&c->preferred, idx);
-            rv = im_errf(e, IM_ETIMEDOUT, "etcd watch: %d ms passed", duration_ms);
+            rv = im_errf(e, IM_ETIMEDOUT, "etcd watch: %d ms passed",
+                         duration_ms);
             break;
         }
         if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -1162,8 +1189,10 @@ etcd_watch(struct etcd *c, const char *key, int flags, int64_t start_revision,
 struct etcd_cmp
 etcd_cmp_leader(const char *key, int64_t term)
 {
-    struct etcd_cmp x = {.key = key, .target = ETCD_CMP_CREATE,
-                         .result = ETCD_EQUAL, .number = term};
+    struct etcd_cmp x = {.key = key,
+                         .target = ETCD_CMP_CREATE,
+                         .result = ETCD_EQUAL,
+                         .number = term};
     return x;
 }
 
@@ -1172,17 +1201,23 @@ etcd_campaign(struct etcd *c, const char *key, const void *value,
               size_t value_size, int64_t lease, int64_t *term_out,
               struct etcd_kv *holder_out, struct im_err *e)
 {
-    struct etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE,
-                           .result = ETCD_EQUAL, .number = 0};
-    struct etcd_op put = {.kind = ETCD_OP_PUT, .key = key, .value = value,
-                          .value_size = value_size, .lease = lease};
+    struct etcd_cmp cmp = {.key = key,
+                           .target = ETCD_CMP_CREATE,
+                           .result = ETCD_EQUAL,
+                           .number = 0};
+    struct etcd_op put = {.kind = ETCD_OP_PUT,
+                          .key = key,
+                          .value = value,
+                          .value_size = value_size,
+                          .lease = lease};
     struct etcd_op get = {.kind = ETCD_OP_RANGE, .key = key};
     struct etcd_txn_result r;
     struct etcd_kv *holder;
     int rv;
 
     if (lease == 0)
-        return im_errf(e, IM_EINVAL, "etcd campaign: a leader key needs a lease");
+        return im_errf(e, IM_EINVAL,
+                       "etcd campaign: a leader key needs a lease");
     if ((rv = etcd_txn(c, &cmp, 1, &put, 1, &get, 1, &r, e)) != 0)
         return rv;
     if (r.succeeded) {
@@ -1204,7 +1239,8 @@ etcd_campaign(struct etcd *c, const char *key, const void *value,
     }
     rv = im_errf(e, IM_EBUSY, "etcd campaign: %.*s leads (term %lld)",
                  (int)(holder->value_size < 64 ? holder->value_size : 64),
-                 (const char *)holder->value, (long long)holder->create_revision);
+                 (const char *)holder->value,
+                 (long long)holder->create_revision);
     if (holder_out != NULL) {
         *holder_out = *holder;
         memset(holder, 0, sizeof *holder);
@@ -1255,19 +1291,25 @@ etcd_endpoints_parse(const char *text, char out[][URL_MAX + 1],
             return im_errf(e, IM_EINVAL, "etcd endpoints '%s': an empty entry",
                            text);
         if (n > URL_MAX)
-            return im_errf(e, IM_EINVAL, "etcd endpoint '%.40s...' is longer "
-                           "than %d characters", p, URL_MAX);
+            return im_errf(e, IM_EINVAL,
+                           "etcd endpoint '%.40s...' is longer "
+                           "than %d characters",
+                           p, URL_MAX);
         memcpy(ep, p, n);
         ep[n] = '\0';
         while (n > 0 && ep[n - 1] == '/')
             ep[--n] = '\0';
         if ((strncmp(ep, "http://", 7) != 0 || n <= 7) &&
             (strncmp(ep, "https://", 8) != 0 || n <= 8))
-            return im_errf(e, IM_EINVAL, "etcd endpoint '%s': use http://HOST:PORT "
-                           "or https://HOST:PORT", ep);
+            return im_errf(e, IM_EINVAL,
+                           "etcd endpoint '%s': use http://HOST:PORT "
+                           "or https://HOST:PORT",
+                           ep);
         if (strchr(ep + 8, '/') != NULL || strchr(ep, '?') != NULL)
-            return im_errf(e, IM_EINVAL, "etcd endpoint '%s': no path or query "
-                           "(the client adds /v3/...)", ep);
+            return im_errf(e, IM_EINVAL,
+                           "etcd endpoint '%s': no path or query "
+                           "(the client adds /v3/...)",
+                           ep);
         if (count == ETCD_ENDPOINTS_MAX)
             return im_errf(e, IM_EINVAL, "etcd endpoints: more than %d",
                            ETCD_ENDPOINTS_MAX);

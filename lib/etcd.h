@@ -189,8 +189,8 @@ struct etcd_cmp {
     const char *key;
     enum etcd_cmp_target target;
     enum etcd_cmp_result result;
-    int64_t number;      /* MOD, CREATE, VERSION, LEASE */
-    const void *value;   /* VALUE */
+    int64_t number;    /* MOD, CREATE, VERSION, LEASE */
+    const void *value; /* VALUE */
     size_t value_size;
 };
 
@@ -252,8 +252,8 @@ struct etcd_event {
 };
 
 /* Called with each batch of events (borrowed for the call) and the
- * revision of the last (a watcher resumes from revision + 1). Returns 0 to go on, non-zero to end
- * the watch (etcd_watch then returns 0). */
+ * revision of the last (a watcher resumes from revision + 1). Returns 0 to go
+ * on, non-zero to end the watch (etcd_watch then returns 0). */
 typedef int (*etcd_watch_fn)(void *arg, const struct etcd_event *events,
                              size_t count, int64_t revision);
 
@@ -265,9 +265,8 @@ typedef int (*etcd_watch_fn)(void *arg, const struct etcd_event *events,
  * a long poll would not), or an error. IM_ESTALE if start_revision was
  * compacted: read the current state and watch from there. */
 int etcd_watch(struct etcd *c, const char *key, int flags,
-               int64_t start_revision, int duration_ms,
-               const atomic_int *stop, etcd_watch_fn fn, void *arg,
-               struct im_err *e);
+               int64_t start_revision, int duration_ms, const atomic_int *stop,
+               etcd_watch_fn fn, void *arg, struct im_err *e);
 
 /* ---- election (lease + txn on one key; see above) ---- */
 

@@ -32,8 +32,10 @@ link_from_nng(int rv, struct im_err *e, const char *what)
     case NNG_ECLOSED: return im_errf(e, IM_ECLOSED, "%s: closed", what);
     case NNG_ENOMEM: return im_errf(e, IM_ENOMEM, "%s: out of memory", what);
     case NNG_EADDRINVAL:
-    case NNG_EINVAL: return im_errf(e, IM_EINVAL, "%s: %s", what, nng_strerror(rv));
-    case NNG_EMSGSIZE: return im_errf(e, IM_ETOOBIG, "%s: %s", what, nng_strerror(rv));
+    case NNG_EINVAL:
+        return im_errf(e, IM_EINVAL, "%s: %s", what, nng_strerror(rv));
+    case NNG_EMSGSIZE:
+        return im_errf(e, IM_ETOOBIG, "%s: %s", what, nng_strerror(rv));
     default: return im_errf(e, IM_EUNREACH, "%s: %s", what, nng_strerror(rv));
     }
 }
@@ -133,8 +135,8 @@ pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 }
 
 void
-link_dial_init(struct link_dial *d, const char *name, void (*on_pipe)(void *arg),
-               void *pipe_arg)
+link_dial_init(struct link_dial *d, const char *name,
+               void (*on_pipe)(void *arg), void *pipe_arg)
 {
     memset(d, 0, sizeof *d);
     pthread_mutex_init(&d->mu, NULL);
@@ -268,8 +270,8 @@ link_dial_handshake(struct link_dial *d, const struct im_key *self,
     int rv;
 
     link_dial_drop(d);
-    if ((rv = chan_hs_initiate(&hs, self, cluster_id, expect_pk, msg,
-                               &msg_size, e)) != 0)
+    if ((rv = chan_hs_initiate(&hs, self, cluster_id, expect_pk, msg, &msg_size,
+                               e)) != 0)
         return rv;
     if ((rv = msg_build(&m, LINK_MSG_HS1, msg, msg_size, NULL, 0)) != 0) {
         chan_hs_wipe(&hs);
@@ -314,8 +316,8 @@ link_dial_handshake(struct link_dial *d, const struct im_key *self,
         memcmp(b + 1, d->sid, LINK_SID_BYTES) != 0) {
         nng_msg_free(rep);
         link_dial_drop(d);
-        return im_errf(e, IM_EPROTO, "handshake: unexpected confirmation from %s",
-                       d->name);
+        return im_errf(e, IM_EPROTO,
+                       "handshake: unexpected confirmation from %s", d->name);
     }
     nng_msg_free(rep);
     return 0;
@@ -566,15 +568,9 @@ serve(struct link_server *s, nng_msg *req)
     if (size >= 1 && !is_link_kind(body[0]) && s->cfg.other != NULL)
         return s->cfg.other(s->cfg.arg, req);
     switch (size >= 1 ? body[0] : 0) {
-    case LINK_MSG_HS1:
-        rep = serve_hs1(s, body + 1, size - 1, now);
-        break;
-    case LINK_MSG_HS3:
-        rep = serve_hs3(s, body + 1, size - 1, now);
-        break;
-    case LINK_MSG_DATA:
-        rep = serve_data(s, body + 1, size - 1, now);
-        break;
+    case LINK_MSG_HS1: rep = serve_hs1(s, body + 1, size - 1, now); break;
+    case LINK_MSG_HS3: rep = serve_hs3(s, body + 1, size - 1, now); break;
+    case LINK_MSG_DATA: rep = serve_data(s, body + 1, size - 1, now); break;
     default:
         pthread_mutex_lock(&s->mu);
         s->rejected[LINK_REJECT_BAD_MESSAGE]++;
@@ -594,7 +590,8 @@ worker_main(void *arg)
     nng_ctx ctx;
     nng_aio *aio;
 
-    if (nng_ctx_open(&ctx, s->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
+    if (nng_ctx_open(&ctx, s->sock) != 0 ||
+        nng_aio_alloc(&aio, NULL, NULL) != 0) {
         log_error("%s: cannot start a server worker", s->cfg.what);
         return NULL;
     }
@@ -702,7 +699,8 @@ link_server_counters(struct link_server *s,
                 per_peer[p][r] += s->ended_rejected[p][r];
         for (size_t i = 0; i < s->sessions_count; i++)
             if (s->sessions[i].state == 2)
-                chan_count_into(per_peer[s->sessions[i].peer], &s->sessions[i].cs);
+                chan_count_into(per_peer[s->sessions[i].peer],
+                                &s->sessions[i].cs);
     }
     pthread_mutex_unlock(&s->mu);
 }

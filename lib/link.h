@@ -70,8 +70,8 @@ nng_msg *link_err_msg(int code, const char *text);
 struct link_dial {
     nng_socket sock;
     int sock_open;
-    _Atomic int pipes;       /* connected pipes (0: NNG is redialling) */
-    char name[64];           /* the peer, for messages ("NYC", "c2") */
+    _Atomic int pipes;          /* connected pipes (0: NNG is redialling) */
+    char name[64];              /* the peer, for messages ("NYC", "c2") */
     void (*on_pipe)(void *arg); /* called when a pipe connects; may be NULL */
     void *pipe_arg;
     /* Owned by the thread that drives the link. */
@@ -116,9 +116,9 @@ int link_dial_handshake(struct link_dial *d, const struct im_key *self,
  * points into *rep (the caller frees it with nng_msg_free) and holds
  * *reply_size bytes. Any failure leaves the session as it was; the caller
  * drops it (link_dial_drop) after a transport or channel error. */
-int link_dial_call(struct link_dial *d, const uint8_t *plain,
-                   size_t plain_size, nng_msg **rep, uint8_t **reply,
-                   size_t *reply_size, struct im_err *e);
+int link_dial_call(struct link_dial *d, const uint8_t *plain, size_t plain_size,
+                   nng_msg **rep, uint8_t **reply, size_t *reply_size,
+                   struct im_err *e);
 
 /* Ends the session (counting its rejections). */
 void link_dial_drop(struct link_dial *d);
@@ -148,17 +148,17 @@ typedef int (*link_peer_fn)(void *arg, const uint8_t pk[KEY_PUB_BYTES]);
 typedef nng_msg *(*link_other_fn)(void *arg, nng_msg *req);
 
 struct link_server_cfg {
-    const char *what;        /* "peer", "coordinator": for logs */
+    const char *what; /* "peer", "coordinator": for logs */
     const struct im_key *key;
     uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES];
-    size_t peers_count;      /* identities: indexes 0..peers_count-1 */
+    size_t peers_count; /* identities: indexes 0..peers_count-1 */
     link_peer_fn peer_of;
     const char *(*peer_name)(void *arg, int peer);
     link_serve_fn serve;
-    link_other_fn other;     /* NULL: such messages are refused */
+    link_other_fn other; /* NULL: such messages are refused */
     void *arg;
     size_t recv_max;
-    int workers;             /* threads serving requests, 1..64 */
+    int workers; /* threads serving requests, 1..64 */
 };
 
 struct link_srv_session {
@@ -181,7 +181,8 @@ struct link_server {
     struct link_srv_session *sessions;
     size_t sessions_count;
     uint64_t rejected[LINK_REJECT_COUNT];
-    uint64_t (*ended_rejected)[CHAN_REJECT_COUNT]; /* per peer, of ended sessions */
+    uint64_t (
+        *ended_rejected)[CHAN_REJECT_COUNT]; /* per peer, of ended sessions */
 };
 
 /* Listens on url and starts the workers. cfg is copied; what it points to

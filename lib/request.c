@@ -18,19 +18,23 @@ request_open(const struct config *cfg, const char *who, const uint8_t *data,
 
     sreq = im__signed_request__unpack(NULL, size, data);
     if (sreq == NULL)
-        return im_errf(e, IM_EPROTO, "malformed request: not a signed Incident "
-                                     "Mesh request");
+        return im_errf(e, IM_EPROTO,
+                       "malformed request: not a signed Incident "
+                       "Mesh request");
     if (sreq->key.len != KEY_PUB_BYTES || sreq->sig.len != KEY_SIG_BYTES) {
-        rv = im_errf(e, IM_EPROTO, "malformed request: key or signature missing "
-                                   "or of the wrong size (unsigned requests are "
-                                   "refused)");
+        rv = im_errf(e, IM_EPROTO,
+                     "malformed request: key or signature missing "
+                     "or of the wrong size (unsigned requests are "
+                     "refused)");
         goto fail_sreq;
     }
     op = config_operator_by_key(cfg, sreq->key.data);
     if (op == NULL) {
         key_pub_encode(sreq->key.data, pk_text);
-        rv = im_errf(e, IM_EUNKNOWNKEY, "unknown key %s: it is not in this %s's "
-                                        "operator list", pk_text, who);
+        rv = im_errf(e, IM_EUNKNOWNKEY,
+                     "unknown key %s: it is not in this %s's "
+                     "operator list",
+                     pk_text, who);
         goto fail_sreq;
     }
     if (key_verify(sreq->key.data, KEY_CTX_REQUEST, sreq->body.data,
@@ -47,8 +51,9 @@ request_open(const struct config *cfg, const char *who, const uint8_t *data,
     if (req->ts_ms + CLOCK_SKEW_MS_MAX < now_ms ||
         req->ts_ms > now_ms + CLOCK_SKEW_MS_MAX) {
         long long off = ((long long)req->ts_ms - (long long)now_ms) / 1000;
-        rv = im_errf(e, IM_ECLOCK, "request time is %llds off this %s's clock "
-                                   "(limit %ds): check both clocks",
+        rv = im_errf(e, IM_ECLOCK,
+                     "request time is %llds off this %s's clock "
+                     "(limit %ds): check both clocks",
                      off, who, CLOCK_SKEW_MS_MAX / 1000);
         goto fail_req;
     }

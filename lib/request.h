@@ -20,9 +20,9 @@
  * On failure nothing is returned and e says why: IM_EPROTO (malformed,
  * unsigned), IM_EUNKNOWNKEY, IM_EBADSIG, IM_ECLOCK, IM_EINVAL/IM_ETOOBIG
  * (op count), IM_ENOMEM. */
-int request_open(const struct config *cfg, const char *who,
-                 const uint8_t *data, size_t size, uint64_t now_ms,
-                 Im__SignedRequest **sreq_out, Im__Request **req_out,
-                 const struct cfg_operator **op_out, struct im_err *e);
+int request_open(const struct config *cfg, const char *who, const uint8_t *data,
+                 size_t size, uint64_t now_ms, Im__SignedRequest **sreq_out,
+                 Im__Request **req_out, const struct cfg_operator **op_out,
+                 struct im_err *e);
 
 #endif

@@ -151,9 +151,11 @@ heartbeat(struct coordlink *l, struct im_err *e)
             log_info("coordinator %s: %s", l->coord->id,
                      h->leader ? "leads" : "is a standby");
         l->leader = h->leader;
-        if (h->lease_ms >= COORD_LEASE_MS_MIN && h->lease_ms <= COORD_LEASE_MS_MAX)
+        if (h->lease_ms >= COORD_LEASE_MS_MIN &&
+            h->lease_ms <= COORD_LEASE_MS_MAX)
             c->lease_ms = h->lease_ms;
-        if (h->leader && h->lease_granted && sent + c->lease_ms > c->lease_until_mono_ms) {
+        if (h->leader && h->lease_granted &&
+            sent + c->lease_ms > c->lease_until_mono_ms) {
             c->lease_until_mono_ms = sent + c->lease_ms;
             c->term = h->term;
         }
@@ -227,7 +229,8 @@ link_main(void *arg)
 
 int
 coordlinks_start(struct coordlinks *c, const struct config *cfg,
-                 struct store *store, const struct im_key *key, struct im_err *e)
+                 struct store *store, const struct im_key *key,
+                 struct im_err *e)
 {
     int rv;
 
@@ -245,7 +248,8 @@ coordlinks_start(struct coordlinks *c, const struct config *cfg,
         l->coord = &cfg->coordinators[i];
         link_dial_init(&l->dial, l->coord->id, NULL, NULL);
         if ((rv = link_dial_open(&l->dial, l->coord->api, COORDLINK_RECV_MAX,
-                                 COORDLINK_TIMEOUT_MS, COORDLINK_RECONNECT_MS_MIN,
+                                 COORDLINK_TIMEOUT_MS,
+                                 COORDLINK_RECONNECT_MS_MIN,
                                  COORDLINK_RECONNECT_MS_MAX, e)) != 0) {
             im_errwrap(e, "coordinator %s", l->coord->id);
             goto fail;

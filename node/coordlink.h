@@ -41,7 +41,7 @@ struct coordlink {
     uint64_t seq; /* heartbeats sent (this thread's) */
     /* Shared with status readers: under all->mu. */
     int connected;
-    int leader;                 /* its last reply said it leads */
+    int leader; /* its last reply said it leads */
     uint64_t last_ok_mono_ms;
     char error[IM_ERRMSG_MAX];
 };

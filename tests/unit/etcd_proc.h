@@ -70,7 +70,8 @@ etcd_proc_healthy(const struct etcd_proc *p, const char *url)
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "curl -s -f -m 1 -o /dev/null %s -X POST -d '{}' "
-             "%s/v3/maintenance/status >/dev/null 2>&1", p->curl_extra, url);
+             "%s/v3/maintenance/status >/dev/null 2>&1",
+             p->curl_extra, url);
     return system(cmd) == 0;
 }
 

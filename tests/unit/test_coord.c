@@ -11,9 +11,14 @@
 
 TEST(site_record_round_trip)
 {
-    struct site_record r = {.state = SITE_DOWN, .since_ms = 123,
-                            .last_heartbeat_ms = 100, .open = 3, .owned = 2,
-                            .by = "c1", .term = 42, .reason = "silent"};
+    struct site_record r = {.state = SITE_DOWN,
+                            .since_ms = 123,
+                            .last_heartbeat_ms = 100,
+                            .open = 3,
+                            .owned = 2,
+                            .by = "c1",
+                            .term = 42,
+                            .reason = "silent"};
     struct site_record back;
     struct im_err e = {0};
     char *j = records_site_encode(&r);
@@ -31,21 +36,26 @@ TEST(site_record_round_trip)
     /* Not ours: refused with the field named. */
     CHECK_EQ_INT(records_site_decode((const uint8_t *)"[1]", 3, &back, &e),
                  IM_ECORRUPT);
-    CHECK_EQ_INT(records_site_decode((const uint8_t *)"{\"state\":\"sideways\"}",
-                                     20, &back, &e),
-                 IM_ECORRUPT);
+    CHECK_EQ_INT(
+        records_site_decode((const uint8_t *)"{\"state\":\"sideways\"}", 20,
+                            &back, &e),
+        IM_ECORRUPT);
     CHECK(strstr(e.msg, "sideways") != NULL);
-    CHECK_EQ_INT(records_site_decode((const uint8_t *)"{\"open\":-1}", 11, &back,
-                                     &e),
-                 IM_ECORRUPT);
+    CHECK_EQ_INT(
+        records_site_decode((const uint8_t *)"{\"open\":-1}", 11, &back, &e),
+        IM_ECORRUPT);
     CHECK(strstr(e.msg, "'open'") != NULL);
 }
 
 TEST(assignment_record_round_trip)
 {
-    struct assignment_record a = {.incident = "AMS-7", .owner_site = "NYC",
-                                  .manager = "dana", .reason = "failover",
-                                  .assigned_at_ms = 5, .by = "c2", .term = 9};
+    struct assignment_record a = {.incident = "AMS-7",
+                                  .owner_site = "NYC",
+                                  .manager = "dana",
+                                  .reason = "failover",
+                                  .assigned_at_ms = 5,
+                                  .by = "c2",
+                                  .term = 9};
     struct assignment_record back;
     struct im_err e = {0};
     char *j = records_assignment_encode(&a);
@@ -57,9 +67,10 @@ TEST(assignment_record_round_trip)
     CHECK_EQ_STR(back.manager, "dana");
     CHECK_EQ_INT(back.term, 9);
     free(j);
-    CHECK_EQ_INT(records_assignment_decode(
-                     (const uint8_t *)"{\"owner_site\":\"nyc!\"}", 21, &back, &e),
-                 IM_ECORRUPT);
+    CHECK_EQ_INT(
+        records_assignment_decode((const uint8_t *)"{\"owner_site\":\"nyc!\"}",
+                                  21, &back, &e),
+        IM_ECORRUPT);
 }
 
 TEST(incident_origin)
@@ -119,10 +130,14 @@ TEST(deposed_leader_cannot_write)
     struct im_err e = {0};
     struct etcd_kv kv;
     int64_t la = 0, lb = 0, ta = 0, tb = 0, rev = 0;
-    struct etcd_op put_a = {.kind = ETCD_OP_PUT, .key = "/t/sites/AMS",
-                            .value = "by-a", .value_size = 4};
-    struct etcd_op put_b = {.kind = ETCD_OP_PUT, .key = "/t/sites/AMS",
-                            .value = "by-b", .value_size = 4};
+    struct etcd_op put_a = {.kind = ETCD_OP_PUT,
+                            .key = "/t/sites/AMS",
+                            .value = "by-a",
+                            .value_size = 4};
+    struct etcd_op put_b = {.kind = ETCD_OP_PUT,
+                            .key = "/t/sites/AMS",
+                            .value = "by-b",
+                            .value_size = 4};
 
     REQUIRE(replica_by_hand(&a, etcd_endpoint) == 0);
     REQUIRE(etcd_open(&c, etcd_endpoint, NULL, &e) == 0);
@@ -164,9 +179,12 @@ TEST(deposed_leader_cannot_write)
     a.lease_ok_mono_ms = clock_mono_ms();
     CHECK_EQ_INT(replica_txn(&a, NULL, 0, &put_b, 1, NULL, &e), 0);
     {
-        struct etcd_cmp absent = {.key = "/t/sites/AMS", .target = ETCD_CMP_CREATE,
-                                  .result = ETCD_EQUAL, .number = 0};
-        CHECK_EQ_INT(replica_txn(&a, &absent, 1, &put_b, 1, NULL, &e), IM_ESTALE);
+        struct etcd_cmp absent = {.key = "/t/sites/AMS",
+                                  .target = ETCD_CMP_CREATE,
+                                  .result = ETCD_EQUAL,
+                                  .number = 0};
+        CHECK_EQ_INT(replica_txn(&a, &absent, 1, &put_b, 1, NULL, &e),
+                     IM_ESTALE);
         CHECK(strstr(e.msg, "compare failed") != NULL);
         CHECK_EQ_INT(a.leader, 1);
     }
@@ -193,7 +211,8 @@ main(void)
     RUN(incident_origin);
     if (!etcd_proc_available()) {
         printf("test_coord: etcd part SKIPPED: no %s (deploy/deps installs "
-               "Debian's etcd-server)\n", etcd_proc_bin());
+               "Debian's etcd-server)\n",
+               etcd_proc_bin());
     } else if (etcd_proc_start(&proc) != 0) {
         test_failed_count_++;
         fprintf(stderr, "etcd did not start\n");

@@ -43,8 +43,9 @@ TEST(open_refuses_bad_endpoints)
     CHECK(strstr(e.msg, "empty entry") != NULL);
     CHECK_EQ_INT(etcd_open(&c, "http://a:1/v3", NULL, &e), IM_EINVAL);
     CHECK(strstr(e.msg, "no path") != NULL);
-    CHECK_EQ_INT(etcd_open(&c, "http://a:1,http://a:2,http://a:3,http://a:4,"
-                               "http://a:5,http://a:6,http://a:7,http://a:8",
+    CHECK_EQ_INT(etcd_open(&c,
+                           "http://a:1,http://a:2,http://a:3,http://a:4,"
+                           "http://a:5,http://a:6,http://a:7,http://a:8",
                            NULL, &e),
                  IM_EINVAL);
     CHECK(strstr(e.msg, "more than 7") != NULL);
@@ -85,7 +86,8 @@ TEST(put_get_range)
 
     /* Binary values survive base64. */
     REQUIRE(etcd_get(&c, "/t/b", &kv, NULL, &e) == 0);
-    CHECK(kv.value_size == sizeof bin && memcmp(kv.value, bin, sizeof bin) == 0);
+    CHECK(kv.value_size == sizeof bin &&
+          memcmp(kv.value, bin, sizeof bin) == 0);
     etcd_kv_free(&kv);
 
     /* An old revision shows the old value. */
@@ -103,13 +105,15 @@ TEST(put_get_range)
         CHECK_EQ_STR(r.kvs[1].key, "/t/b");
     }
     etcd_range_free(&r);
-    REQUIRE(etcd_range(&c, "/t/", ETCD_PREFIX | ETCD_KEYS_ONLY, 0, 1, &r, &e) == 0);
+    REQUIRE(etcd_range(&c, "/t/", ETCD_PREFIX | ETCD_KEYS_ONLY, 0, 1, &r, &e) ==
+            0);
     CHECK_EQ_INT(r.count, 1);
     CHECK(r.more);
     CHECK_EQ_INT(r.total, 2);
     CHECK_EQ_INT(r.kvs[0].value_size, 0);
     etcd_range_free(&r);
-    REQUIRE(etcd_range(&c, "/t/", ETCD_PREFIX | ETCD_SERIALIZABLE, 0, 0, &r, &e) == 0);
+    REQUIRE(etcd_range(&c, "/t/", ETCD_PREFIX | ETCD_SERIALIZABLE, 0, 0, &r,
+                       &e) == 0);
     CHECK_EQ_INT(r.count, 2);
     etcd_range_free(&r);
 
@@ -152,16 +156,29 @@ TEST(txn_compares)
     REQUIRE(etcd_put(&c, "/x/k", "v1", 2, 0, &rev, &e) == 0);
     {
         struct etcd_cmp cmp[] = {
-            {.key = "/x/k", .target = ETCD_CMP_VALUE, .result = ETCD_EQUAL,
-             .value = "v1", .value_size = 2},
-            {.key = "/x/k", .target = ETCD_CMP_MOD, .result = ETCD_EQUAL,
+            {.key = "/x/k",
+             .target = ETCD_CMP_VALUE,
+             .result = ETCD_EQUAL,
+             .value = "v1",
+             .value_size = 2},
+            {.key = "/x/k",
+             .target = ETCD_CMP_MOD,
+             .result = ETCD_EQUAL,
              .number = rev},
-            {.key = "/x/new", .target = ETCD_CMP_CREATE, .result = ETCD_EQUAL,
+            {.key = "/x/new",
+             .target = ETCD_CMP_CREATE,
+             .result = ETCD_EQUAL,
              .number = 0},
         };
         struct etcd_op ok[] = {
-            {.kind = ETCD_OP_PUT, .key = "/x/k", .value = "v2", .value_size = 2},
-            {.kind = ETCD_OP_PUT, .key = "/x/new", .value = "n", .value_size = 1},
+            {.kind = ETCD_OP_PUT,
+             .key = "/x/k",
+             .value = "v2",
+             .value_size = 2},
+            {.kind = ETCD_OP_PUT,
+             .key = "/x/new",
+             .value = "n",
+             .value_size = 1},
             {.kind = ETCD_OP_RANGE, .key = "/x/", .flags = ETCD_PREFIX},
         };
         struct etcd_op no[] = {{.kind = ETCD_OP_RANGE, .key = "/x/k"}};
@@ -184,7 +201,8 @@ TEST(txn_compares)
 
         /* Without a result, a failed compare is IM_ESTALE, and nothing of
          * the success branch happened. */
-        CHECK_EQ_INT(etcd_txn(&c, &cmp[1], 1, ok, 1, NULL, 0, NULL, &e), IM_ESTALE);
+        CHECK_EQ_INT(etcd_txn(&c, &cmp[1], 1, ok, 1, NULL, 0, NULL, &e),
+                     IM_ESTALE);
         CHECK(strstr(e.msg, "compare failed") != NULL);
         REQUIRE(etcd_get(&c, "/x/k", &kv, NULL, &e) == 0);
         CHECK_EQ_INT(kv.mod_revision, rev + 1);
@@ -192,12 +210,17 @@ TEST(txn_compares)
     }
     {
         /* Only one of two racing creators wins. */
-        struct etcd_cmp absent = {.key = "/x/once", .target = ETCD_CMP_VERSION,
-                                  .result = ETCD_EQUAL, .number = 0};
-        struct etcd_op put = {.kind = ETCD_OP_PUT, .key = "/x/once",
-                              .value = "a", .value_size = 1};
+        struct etcd_cmp absent = {.key = "/x/once",
+                                  .target = ETCD_CMP_VERSION,
+                                  .result = ETCD_EQUAL,
+                                  .number = 0};
+        struct etcd_op put = {.kind = ETCD_OP_PUT,
+                              .key = "/x/once",
+                              .value = "a",
+                              .value_size = 1};
         CHECK_EQ_INT(etcd_txn(&c, &absent, 1, &put, 1, NULL, 0, NULL, &e), 0);
-        CHECK_EQ_INT(etcd_txn(&c, &absent, 1, &put, 1, NULL, 0, NULL, &e), IM_ESTALE);
+        CHECK_EQ_INT(etcd_txn(&c, &absent, 1, &put, 1, NULL, 0, NULL, &e),
+                     IM_ESTALE);
     }
     {
         struct etcd_op put = {.kind = ETCD_OP_PUT, .key = "/x/k"};
@@ -322,9 +345,9 @@ TEST(watch)
     REQUIRE(etcd_delete(&c, "/w/a", 0, NULL, NULL, &e) == 0);
     REQUIRE(etcd_put(&c, "/other", "x", 1, 0, NULL, &e) == 0);
     s.stop_after = 3;
-    CHECK_EQ_INT(etcd_watch(&c, "/w/", ETCD_PREFIX, rev, 5000, NULL, on_events,
-                            &s, &e),
-                 0);
+    CHECK_EQ_INT(
+        etcd_watch(&c, "/w/", ETCD_PREFIX, rev, 5000, NULL, on_events, &s, &e),
+        0);
     CHECK_EQ_INT(s.puts, 2);
     CHECK_EQ_INT(s.deletes, 1);
     CHECK_EQ_STR(s.last_key, "/w/a");
@@ -336,9 +359,8 @@ TEST(watch)
     {
         struct writer w = {.c = &c, .delay_ms = 300};
         REQUIRE(pthread_create(&t, NULL, writer_main, &w) == 0);
-        CHECK_EQ_INT(etcd_watch(&c, "/w/live", 0, 0, 5000, NULL, on_events, &s,
-                                &e),
-                     0);
+        CHECK_EQ_INT(
+            etcd_watch(&c, "/w/live", 0, 0, 5000, NULL, on_events, &s, &e), 0);
         pthread_join(t, NULL);
     }
     CHECK_EQ_INT(s.puts, 1);
@@ -355,9 +377,9 @@ TEST(watch)
         struct writer w = {.c = &c, .delay_ms = 200, .stop = &stop};
         REQUIRE(pthread_create(&t, NULL, writer_main, &w) == 0);
         t0 = clock_mono_ms();
-        CHECK_EQ_INT(etcd_watch(&c, "/w/quiet", 0, 0, 20000, &stop, on_events,
-                                &s, &e),
-                     IM_ECLOSED);
+        CHECK_EQ_INT(
+            etcd_watch(&c, "/w/quiet", 0, 0, 20000, &stop, on_events, &s, &e),
+            IM_ECLOSED);
         CHECK(clock_mono_ms() - t0 < 3000);
         pthread_join(t, NULL);
     }
@@ -383,7 +405,8 @@ TEST(election_and_fencing)
     CHECK_EQ_INT(etcd_campaign(&c, key, "a", 1, la, &again, NULL, &e), 0);
     CHECK_EQ_INT(again, ta);
     /* b loses and learns who leads. */
-    CHECK_EQ_INT(etcd_campaign(&c, key, "b", 1, lb, &tb, &holder, &e), IM_EBUSY);
+    CHECK_EQ_INT(etcd_campaign(&c, key, "b", 1, lb, &tb, &holder, &e),
+                 IM_EBUSY);
     CHECK_EQ_STR((char *)holder.value, "a");
     CHECK_EQ_INT(holder.create_revision, ta);
     CHECK(strstr(e.msg, "a leads") != NULL);
@@ -395,8 +418,10 @@ TEST(election_and_fencing)
     /* a's fenced write goes through while it leads. */
     {
         struct etcd_cmp fence = etcd_cmp_leader(key, ta);
-        struct etcd_op w = {.kind = ETCD_OP_PUT, .key = "/el/decision",
-                            .value = "by-a", .value_size = 4};
+        struct etcd_op w = {.kind = ETCD_OP_PUT,
+                            .key = "/el/decision",
+                            .value = "by-a",
+                            .value_size = 4};
         CHECK_EQ_INT(etcd_txn(&c, &fence, 1, &w, 1, NULL, 0, NULL, &e), 0);
     }
     /* a's lease ends (as when a stalls past its TTL); b takes over. */
@@ -406,13 +431,19 @@ TEST(election_and_fencing)
     {
         /* The deposed a still believes it leads: its write fails and
          * b's decision stands. */
-        struct etcd_cmp fa = etcd_cmp_leader(key, ta), fb = etcd_cmp_leader(key, tb);
-        struct etcd_op wb = {.kind = ETCD_OP_PUT, .key = "/el/decision",
-                             .value = "by-b", .value_size = 4};
-        struct etcd_op wa = {.kind = ETCD_OP_PUT, .key = "/el/decision",
-                             .value = "by-a-late", .value_size = 9};
+        struct etcd_cmp fa = etcd_cmp_leader(key, ta),
+                        fb = etcd_cmp_leader(key, tb);
+        struct etcd_op wb = {.kind = ETCD_OP_PUT,
+                             .key = "/el/decision",
+                             .value = "by-b",
+                             .value_size = 4};
+        struct etcd_op wa = {.kind = ETCD_OP_PUT,
+                             .key = "/el/decision",
+                             .value = "by-a-late",
+                             .value_size = 9};
         CHECK_EQ_INT(etcd_txn(&c, &fb, 1, &wb, 1, NULL, 0, NULL, &e), 0);
-        CHECK_EQ_INT(etcd_txn(&c, &fa, 1, &wa, 1, NULL, 0, NULL, &e), IM_ESTALE);
+        CHECK_EQ_INT(etcd_txn(&c, &fa, 1, &wa, 1, NULL, 0, NULL, &e),
+                     IM_ESTALE);
         REQUIRE(etcd_get(&c, "/el/decision", &kv, NULL, &e) == 0);
         CHECK_EQ_STR((char *)kv.value, "by-b");
         etcd_kv_free(&kv);
@@ -475,17 +506,20 @@ TEST(tls_client_certs)
     }
     REQUIRE(mkdtemp(tmpl) != NULL);
     snprintf(tp.dir, sizeof tp.dir, "%s", tmpl);
-    snprintf(cmd, sizeof cmd,
-             "set -e; cd %s; "
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null; "
-             "for n in server client; do "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout $n.key -out $n.csr -subj /CN=$n 2>/dev/null; "
-             "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $n.ext; "
-             "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-             "-out $n.pem -days 2 -extfile $n.ext 2>/dev/null; done",
-             tp.dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "set -e; cd %s; "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null; "
+        "for n in server client; do "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout $n.key -out $n.csr -subj /CN=$n 2>/dev/null; "
+        "printf "
+        "'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,"
+        "clientAuth\\n' > $n.ext; "
+        "openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out $n.pem -days 2 -extfile $n.ext 2>/dev/null; done",
+        tp.dir);
     REQUIRE(system(cmd) == 0);
     snprintf(tp.extra, sizeof tp.extra,
              "--cert-file %s/server.pem --key-file %s/server.key "
@@ -546,7 +580,8 @@ main(void)
 {
     if (!etcd_proc_available()) {
         printf("test_etcd: SKIPPED: no %s (deploy/deps installs Debian's "
-               "etcd-server)\n", etcd_proc_bin());
+               "etcd-server)\n",
+               etcd_proc_bin());
         printf("%s: 0 passed, 0 failed\n", __FILE__);
         return 0;
     }
