@@ -713,7 +713,12 @@ run_reads(struct api_ctx *x)
             op_peers(x, i, txn);
             break;
         default:
-            set_error(x, i, IM_EINVAL, "empty operation");
+            /* Op kinds from 20 on are the coordinator's (proto/im.proto). */
+            set_error(x, i, IM_EINVAL,
+                      op->kind_case >= IM__OP__KIND_SITES
+                          ? "a coordinator operation: send it to a "
+                            "coordinator (imctl --coord), not to a node"
+                          : "empty operation");
             break;
         }
     }

@@ -207,6 +207,8 @@ expect "owner of a bad id" 2 "is not an incident id" ctl --coord "$(all_coords)"
 expect "reassign to an unknown site" 2 "no site 'LON'" \
     ctl --coord "$(all_coords)" reassign AMS-1 --to LON
 expect "nothing listens" 3 "no coordinator answered" ctl --coord tcp://127.0.0.1:1 sites
+expect "a node is not a coordinator" 2 "a coordinator operation: send it to a coordinator" \
+    ctl --coord "$(node_of ams)" sites
 cp "$CL/coord-1/coord.conf" "$TMP/bad.conf"
 sed -i 's/^lease = .*/lease = 3 seconds/' "$TMP/bad.conf"
 run "$BIN/imcoord" --config "$TMP/bad.conf"
