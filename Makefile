@@ -42,15 +42,16 @@ endif
 
 GEN      := build/gen/im.pb-c.c build/gen/im.pb-c.h
 LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
-            lib/chan.c \
-            lib/text.c lib/incident.c lib/client.c build/gen/im.pb-c.c \
-            lib/incident_json.c
+            lib/chan.c lib/etcd.c lib/link.c \
+            lib/text.c lib/incident.c lib/client.c lib/request.c \
+            build/gen/im.pb-c.c lib/incident_json.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
-             node/repl.c node/peer.c \
+             node/repl.c node/peer.c node/coordlink.c \
              node/alerts.c node/intake.c node/pagerduty.c node/alertmanager.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
+COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c
 # The coordinator's pure decisions (on-call, owner election, escalation, the
 # schedule file): no sockets, no clocks; imcoord and the unit tests link them.
 # Time zones come from the tz database through GLib (coord/tz.h says why).
@@ -72,15 +73,19 @@ NODE_OBJS := $(NODE_SRCS:%.c=$(OUT)/%.o)
 NODE_LIB_OBJS := $(filter-out $(OUT)/node/main.o,$(NODE_OBJS))
 CLI_OBJS  := $(CLI_SRCS:%.c=$(OUT)/%.o)
 COORD_LOGIC_OBJS := $(COORD_LOGIC_SRCS:%.c=$(OUT)/%.o)
+COORD_OBJS := $(COORD_SRCS:%.c=$(OUT)/%.o)
+# Coordinator modules other than main, for tests that drive them in-process.
+COORD_LIB_OBJS := $(filter-out $(OUT)/coord/main.o,$(COORD_OBJS))
 LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
-UNIT_TESTS += test_err test_hlc test_clock test_keys test_config
-# Unit tests of the coordinator's pure modules.
+UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
+# Unit tests of the coordinator's pure modules, and of the coordinator.
 UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
+UNIT_TESTS += test_coord
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean fuzz
-all: $(BIN)/imnode $(BIN)/imctl
+all: $(BIN)/imnode $(BIN)/imctl $(BIN)/imcoord
 
 build/gen/im.pb-c.c build/gen/im.pb-c.h: proto/im.proto
 	@mkdir -p build/gen
@@ -109,13 +114,23 @@ $(BIN)/imctl: $(CLI_OBJS) $(LIBIM)
 
 $(OUT)/coord/tz.o: CFLAGS += $(shell pkg-config --cflags $(COORD_PKGS) 2>/dev/null)
 
+$(BIN)/imcoord: $(COORD_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LDLIBS)
+
 $(OUT)/tests/unit/%.o: CFLAGS += -Inode -Icoord
-$(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
+$(BIN)/test_%: $(OUT)/tests/unit/test_%.o $(NODE_LIB_OBJS) $(COORD_LIB_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LDLIBS)
 
 $(OUT)/tests/fuzz/%.o: CFLAGS += -Inode
 $(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The coordinator's unit test links its modules, not the node's.
+$(OUT)/tests/unit/test_coord.o: CFLAGS += -Icoord
+$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

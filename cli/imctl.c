@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bounds.h"
 #include "client.h"
@@ -75,6 +76,18 @@ struct ctx;
 typedef int (*cmd_fn)(struct ctx *c, const struct args *a);
 
 #define NEEDS_NODE 1u
+#define NEEDS_COORD 2u
+
+/* A coordinator request follows at most this many "not the leader"
+ * redirects beyond the listed replicas: a leader changing under us twice
+ * in one command is an election in progress, reported as such. */
+#define COORD_REDIRECTS_MAX 3
+
+/* While every replica answers that none leads (an election: the leader
+ * died, or etcd is electing its own leader), ask again for this long,
+ * every COORD_RETRY_MS, before reporting it. */
+#define COORD_ELECTION_WAIT_MS 5000
+#define COORD_RETRY_MS 250
 
 struct command {
     const char *name;
@@ -90,6 +103,7 @@ struct command {
 struct ctx {
     const struct command *cmd;
     const char *node; /* --node, else IM_NODE */
+    const char *coord; /* --coord, else IM_COORD: replica URLs, comma-separated */
     const char *key;  /* --key, else IM_KEY */
     int json;
     int timeout_ms; /* 0: CLIENT_TIMEOUT_MS_DEFAULT */
@@ -101,6 +115,9 @@ struct ctx {
 static const struct opt global_opts[] = {
     {"node", OPT_VALUE, 0, "URL",
      "node API address, tcp://HOST:PORT or ipc:///PATH (default: $IM_NODE)"},
+    {"coord", OPT_VALUE, 0, "URL[,URL...]",
+     "coordinator replicas for global commands, tried in turn; a standby's "
+     "answer leads to the leader (default: $IM_COORD)"},
     {"key", OPT_VALUE, 0, "FILE",
      "operator's secret key file, mode 0600 (default: $IM_KEY)"},
     {"json", OPT_FLAG, 0, NULL, "print one JSON object on stdout"},
@@ -124,6 +141,7 @@ exit_for(int code)
     case IM_ETOOBIG:
     case IM_EPROTO: return EXIT_USAGE;
     case IM_EUNREACH:
+    case IM_ENOTLEADER:
     case IM_ETIMEDOUT: return EXIT_UNREACHABLE;
     default: return EXIT_REFUSED;
     }
@@ -183,6 +201,8 @@ global_set(struct ctx *c, int i, const char *value)
 
     if (strcmp(name, "node") == 0) {
         c->node = value;
+    } else if (strcmp(name, "coord") == 0) {
+        c->coord = value;
     } else if (strcmp(name, "key") == 0) {
         c->key = value;
     } else if (strcmp(name, "json") == 0) {
@@ -543,6 +563,135 @@ call_one(struct ctx *c, Im__Op *op, Im__Response **resp_out,
     *resp_out = resp;
     *res_out = resp->results[0];
     return 0;
+}
+
+/* ---- talking to the coordinator ------------------------------------------ */
+
+/* Sends one op to the coordinator: each replica of --coord in turn until
+ * one answers; a standby's IM_ENOTLEADER leads to the leader it names.
+ * *resp_out owns *res_out, which succeeded. */
+static int
+coord_call_one(struct ctx *c, Im__Op *op, Im__Response **resp_out,
+               const Im__Result **res_out)
+{
+    char urls[COORDINATORS_MAX + COORD_REDIRECTS_MAX][URL_MAX + 1];
+    char tried[IM_ERRMSG_MAX - 64];
+    size_t n = 0, listed, redirects = 0;
+    const char *p = c->coord;
+    struct im_key key;
+    Im__Op *ops[1] = {op};
+    uint64_t deadline;
+    int rv, last = IM_EUNREACH;
+
+    tried[0] = '\0';
+    while (*p && n < COORDINATORS_MAX) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > URL_MAX)
+            return usage(c, "--coord '%.64s': a comma-separated list of "
+                            "tcp://HOST:PORT addresses", c->coord);
+        memcpy(urls[n], p, len);
+        urls[n++][len] = '\0';
+        p += len + (p[len] == ',');
+    }
+    listed = n;
+    if ((rv = keys_init()) != 0)
+        return im_errf(&c->err, rv, "cannot initialise libsodium");
+    if ((rv = key_load(&key, c->key, &c->err)) != 0) {
+        c->err.code = IM_EINVAL;
+        return IM_EINVAL;
+    }
+    deadline = clock_mono_ms() +
+               (c->timeout_ms > 0 && c->timeout_ms < COORD_ELECTION_WAIT_MS
+                    ? (uint64_t)c->timeout_ms
+                    : COORD_ELECTION_WAIT_MS);
+again:
+    for (size_t i = 0; i < n; i++) {
+        struct client cl;
+        Im__Response *resp = NULL;
+        struct im_err e = {0};
+        size_t t = strlen(tried);
+
+        rv = client_open_key(&cl, urls[i], &key, &e);
+        if (rv == IM_EINVAL) {
+            sodium_memzero(&key, sizeof key);
+            c->err = e;
+            return rv;
+        }
+        if (rv == 0) {
+            if (c->timeout_ms > 0) {
+                cl.timeout_ms = c->timeout_ms;
+                nng_socket_set_ms(cl.sock, NNG_OPT_RECVTIMEO, c->timeout_ms);
+                nng_socket_set_ms(cl.sock, NNG_OPT_SENDTIMEO, c->timeout_ms);
+            }
+            rv = client_call(&cl, ops, 1, &resp, &e);
+            client_close(&cl);
+        }
+        if (rv != 0) {
+            snprintf(tried + t, sizeof tried - t, "%s%s", t ? "; " : "",
+                     im_errmsg(&e));
+            last = rv;
+            continue;
+        }
+        if (resp->code == IM_ENOTLEADER) {
+            int known = 0;
+            for (size_t k = 0; k < n; k++)
+                known |= resp->leader_api && strcmp(urls[k], resp->leader_api) == 0;
+            snprintf(tried + t, sizeof tried - t, "%s%s: %s", t ? "; " : "",
+                     urls[i], resp->error);
+            /* Ask the leader it names next (unless it is listed: the loop
+             * reaches it anyway). */
+            if (resp->leader_api && resp->leader_api[0] && !known &&
+                redirects < COORD_REDIRECTS_MAX &&
+                strlen(resp->leader_api) <= URL_MAX) {
+                snprintf(urls[n++], URL_MAX + 1, "%s", resp->leader_api);
+                redirects++;
+            } else if (resp->leader_api && resp->leader_api[0] && known) {
+                /* Move the named leader to the front of what is left. */
+                for (size_t k = i + 1; k < n; k++)
+                    if (strcmp(urls[k], resp->leader_api) == 0 && k != i + 1) {
+                        char tmp[URL_MAX + 1];
+                        memcpy(tmp, urls[i + 1], sizeof tmp);
+                        memcpy(urls[i + 1], urls[k], sizeof tmp);
+                        memcpy(urls[k], tmp, sizeof tmp);
+                    }
+            }
+            last = IM_ENOTLEADER;
+            im__response__free_unpacked(resp, NULL);
+            continue;
+        }
+        sodium_memzero(&key, sizeof key);
+        if (resp->code != 0) {
+            rv = resp->code < 0 ? resp->code : IM_EPROTO;
+            im_errf(&c->err, rv, "coordinator refused the request: %s",
+                    resp->error && resp->error[0] ? resp->error : im_strerror(rv));
+            im__response__free_unpacked(resp, NULL);
+            return rv;
+        }
+        if (resp->n_results != 1) {
+            im__response__free_unpacked(resp, NULL);
+            return im_errf(&c->err, IM_EPROTO, "coordinator answered %zu results "
+                           "to one operation", resp->n_results);
+        }
+        if ((rv = result_check(c, resp->results[0])) != 0) {
+            im__response__free_unpacked(resp, NULL);
+            return rv;
+        }
+        *resp_out = resp;
+        *res_out = resp->results[0];
+        return 0;
+    }
+    if (last == IM_ENOTLEADER && clock_mono_ms() + COORD_RETRY_MS < deadline) {
+        struct timespec ts = {0, COORD_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        n = listed;
+        redirects = 0;
+        tried[0] = '\0';
+        goto again;
+    }
+    sodium_memzero(&key, sizeof key);
+    return im_errf(&c->err, last == IM_ENOTLEADER ? IM_ENOTLEADER : IM_EUNREACH,
+                   "no coordinator %s (%s)",
+                   last == IM_ENOTLEADER ? "leader answered" : "answered", tried);
 }
 
 /* Appends one event after checking its body here first (the node's own
@@ -1287,6 +1436,119 @@ cmd_ping(struct ctx *c, const struct args *a)
 }
 
 static int
+cmd_sites(struct ctx *c, const struct args *a)
+{
+    Im__CoordSites q = IM__COORD_SITES__INIT;
+    Im__Op op = IM__OP__INIT;
+    Im__Response *resp;
+    const Im__Result *res;
+    int rv;
+
+    op.kind_case = IM__OP__KIND_SITES;
+    op.sites = &q;
+    if ((rv = coord_call_one(c, &op, &resp, &res)) != 0)
+        return rv;
+    if (res->sites == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO, "coordinator sent no sites reply");
+    }
+    if (c->json)
+        rv = render_json_print(stdout, render_sites_json(res->sites), &c->err);
+    else
+        render_sites_text(stdout, res->sites, clock_wall_ms());
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
+/* owner, reassign, handback: one op, an OwnerReply. */
+static int
+owner_op(struct ctx *c, Im__Op *op)
+{
+    Im__Response *resp;
+    const Im__Result *res;
+    int rv;
+
+    if ((rv = coord_call_one(c, op, &resp, &res)) != 0)
+        return rv;
+    if (res->owner == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO, "coordinator sent no owner reply");
+    }
+    if (c->json)
+        rv = render_json_print(stdout, render_owner_json(res->owner), &c->err);
+    else
+        render_owner_text(stdout, res->owner);
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
+static int
+cmd_owner(struct ctx *c, const struct args *a)
+{
+    Im__OwnerGet q = IM__OWNER_GET__INIT;
+    Im__Op op = IM__OP__INIT;
+    char id[INCIDENT_ID_MAX + 1];
+    int rv;
+
+    if ((rv = id_arg(c, a->pos[0], id)) != 0)
+        return rv;
+    q.incident = id;
+    op.kind_case = IM__OP__KIND_OWNER;
+    op.owner = &q;
+    return owner_op(c, &op);
+}
+
+static int
+cmd_reassign(struct ctx *c, const struct args *a)
+{
+    Im__Reassign q = IM__REASSIGN__INIT;
+    Im__Op op = IM__OP__INIT;
+    char id[INCIDENT_ID_MAX + 1], site[SITE_CODE_MAX + 1];
+    const char *to = NULL, *manager = optval(a, "manager"),
+               *reason = optval(a, "reason");
+    int rv;
+
+    if ((rv = id_arg(c, a->pos[0], id)) != 0 || (rv = need(c, a, "to", &to)) != 0)
+        return rv;
+    if ((rv = site_arg(c, to, site)) != 0) {
+        im_errf(&c->err, IM_EINVAL, "--to '%.64s' is not a site code", to);
+        return IM_EINVAL;
+    }
+    if (manager != NULL && strlen(manager) > PERSON_MAX)
+        return im_errf(&c->err, IM_ETOOBIG, "--manager is longer than %d bytes",
+                       PERSON_MAX);
+    if (reason != NULL && strlen(reason) > 100)
+        return im_errf(&c->err, IM_ETOOBIG, "--reason is longer than 100 bytes");
+    q.incident = id;
+    q.to_site = site;
+    q.manager = (char *)(manager ? manager : "");
+    q.reason = (char *)(reason ? reason : "");
+    op.kind_case = IM__OP__KIND_REASSIGN;
+    op.reassign = &q;
+    return owner_op(c, &op);
+}
+
+static int
+cmd_handback(struct ctx *c, const struct args *a)
+{
+    Im__Handback q = IM__HANDBACK__INIT;
+    Im__Op op = IM__OP__INIT;
+    char id[INCIDENT_ID_MAX + 1];
+    const char *reason = optval(a, "reason");
+    int rv;
+
+    if ((rv = id_arg(c, a->pos[0], id)) != 0)
+        return rv;
+    if (reason != NULL && strlen(reason) > 100)
+        return im_errf(&c->err, IM_ETOOBIG, "--reason is longer than 100 bytes");
+    q.incident = id;
+    q.reason = (char *)(reason ? reason : "");
+    op.kind_case = IM__OP__KIND_HANDBACK;
+    op.handback = &q;
+    return owner_op(c, &op);
+}
+
+static int
 cmd_keygen(struct ctx *c, const struct args *a)
 {
     struct im_key k;
@@ -1463,6 +1725,18 @@ static const struct opt stats_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct opt reassign_opts[] = {
+    {"to", OPT_VALUE, 0, "SITE", "the site that takes ownership (required)"},
+    {"manager", OPT_VALUE, 0, "P", "its incident manager (default: on call)"},
+    {"reason", OPT_VALUE, 0, "R", "why, at most 100 bytes"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct opt handback_opts[] = {
+    {"reason", OPT_VALUE, 0, "R", "why, at most 100 bytes"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct opt keygen_opts[] = {
     {"out", OPT_VALUE, 0, "FILE",
      "where to write the secret key; never overwritten (required)"},
@@ -1542,6 +1816,22 @@ static const struct command commands[] = {
      "Check the node: site, your operator name and role, version, clock "
      "skew.",
      "imctl --node tcp://127.0.0.1:7400 ping"},
+    {"sites", cmd_sites, NEEDS_COORD, 0, 0, no_opts, "",
+     "Every site's health as the coordinator leader recorded it (up, down, "
+     "unknown, since when and why), how long ago the answering replica "
+     "heard it, and its open and owned incidents.",
+     "imctl --coord tcp://127.0.0.1:7600 sites"},
+    {"owner", cmd_owner, NEEDS_COORD, 1, 1, no_opts, "ID",
+     "Who owns an incident (site, manager, token) and why.",
+     "imctl owner AMS-42"},
+    {"reassign", cmd_reassign, NEEDS_COORD, 1, 1, reassign_opts,
+     "ID --to SITE [--manager P] [--reason R]",
+     "Move an incident's ownership to another site (a new owner token).",
+     "imctl reassign AMS-42 --to NYC --reason 'AMS team off shift'"},
+    {"handback", cmd_handback, NEEDS_COORD, 1, 1, handback_opts,
+     "ID [--reason R]",
+     "Give an incident's ownership back to its origin site.",
+     "imctl handback AMS-42"},
     {"keygen", cmd_keygen, 0, 0, 0, keygen_opts, "--out FILE",
      "Create an operator key (mode 0600) and print its public key for the "
      "node's config. Needs no node.",
@@ -1571,6 +1861,7 @@ main(int argc, char **argv)
 
     memset(&c, 0, sizeof c);
     c.node = getenv("IM_NODE");
+    c.coord = getenv("IM_COORD");
     c.key = getenv("IM_KEY");
     rv = parse(&c, argc, argv, &a, &help);
     if (help) {
@@ -1585,7 +1876,12 @@ main(int argc, char **argv)
         if ((c.cmd->flags & NEEDS_NODE) && (c.node == NULL || !c.node[0]))
             rv = im_errf(&c.err, IM_EINVAL,
                          "no node address: give --node URL or set IM_NODE");
-        else if ((c.cmd->flags & NEEDS_NODE) && (c.key == NULL || !c.key[0]))
+        else if ((c.cmd->flags & NEEDS_COORD) && (c.coord == NULL || !c.coord[0]))
+            rv = im_errf(&c.err, IM_EINVAL,
+                         "no coordinator address: give --coord URL[,URL...] or "
+                         "set IM_COORD");
+        else if ((c.cmd->flags & (NEEDS_NODE | NEEDS_COORD)) &&
+                 (c.key == NULL || !c.key[0]))
             rv = im_errf(&c.err, IM_EINVAL,
                          "no key: give --key FILE or set IM_KEY (create one "
                          "with 'imctl keygen --out FILE')");

@@ -671,3 +671,103 @@ render_ping_text(FILE *out, const Im__PingReply *p, int64_t skew_ms,
                           : "node behind this host");
     fprintf(out, "round trip:    %" PRIu64 " ms\n", round_trip_ms);
 }
+
+/* ---- coordinator replies ---- */
+
+static json_t *
+time_or_null(uint64_t ms)
+{
+    char t[RENDER_TIME_MAX];
+    if (ms == 0)
+        return json_null();
+    render_time(ms, "", t);
+    return json_string(t);
+}
+
+json_t *
+render_sites_json(const Im__SitesReply *r)
+{
+    json_t *sites = json_array(), *j;
+    for (size_t i = 0; sites != NULL && i < r->n_sites; i++) {
+        const Im__SiteHealth *h = r->sites[i];
+        json_array_append_new(
+            sites,
+            json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:s}", "site", h->site,
+                      "state", h->state, "since", time_or_null(h->since_ms),
+                      "last_heartbeat", time_or_null(h->last_heartbeat_ms),
+                      "lease_age_ms",
+                      h->heard ? json_integer((json_int_t)h->lease_age_ms)
+                               : json_null(),
+                      "open", (json_int_t)h->open, "owned", (json_int_t)h->owned,
+                      "reason", h->reason));
+    }
+    j = json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:o}", "replica", r->replica,
+                  "leader", (int)r->leader, "leader_id", r->leader_id, "term",
+                  (json_int_t)r->term, "lease_ms", (json_int_t)r->lease_ms,
+                  "revision", (json_int_t)r->revision, "sites",
+                  sites ? sites : json_null());
+    return j;
+}
+
+void
+render_sites_text(FILE *out, const Im__SitesReply *r, uint64_t now_ms)
+{
+    fprintf(out, "%-8s %-8s %-12s %-14s %-10s %5s %6s  %s\n", "SITE", "STATE",
+            "SINCE", "LAST-RECORDED", "LEASE-AGE", "OPEN", "OWNED", "REASON");
+    for (size_t i = 0; i < r->n_sites; i++) {
+        const Im__SiteHealth *h = r->sites[i];
+        char since[32], last[32], age[32];
+        if (h->since_ms == 0)
+            snprintf(since, sizeof since, "-");
+        else
+            snprintf(since, sizeof since, "%.0fs ago",
+                     now_ms > h->since_ms ? (double)(now_ms - h->since_ms) / 1000.0
+                                          : 0.0);
+        if (h->last_heartbeat_ms == 0)
+            snprintf(last, sizeof last, "never");
+        else
+            snprintf(last, sizeof last, "%.1fs ago",
+                     now_ms > h->last_heartbeat_ms
+                         ? (double)(now_ms - h->last_heartbeat_ms) / 1000.0
+                         : 0.0);
+        if (!h->heard)
+            snprintf(age, sizeof age, "never");
+        else
+            snprintf(age, sizeof age, "%.1fs", (double)h->lease_age_ms / 1000.0);
+        fprintf(out, "%-8s %-8s %-12s %-14s %-10s %5u %6u  %s\n", h->site,
+                h->state, since, last, age, h->open, h->owned, h->reason);
+    }
+    fprintf(out, "answered by coordinator %s (%s%s%s, term %" PRIu64
+                 "); site lease %" PRIu64 " ms\n",
+            r->replica, r->leader ? "leader" : "standby",
+            r->leader ? "" : "; leader ",
+            r->leader ? "" : (r->leader_id[0] ? r->leader_id : "unknown"),
+            r->term, r->lease_ms);
+}
+
+json_t *
+render_owner_json(const Im__OwnerReply *r)
+{
+    const Im__Assignment *a = r->assignment;
+    json_t *explain = json_array();
+    for (size_t i = 0; explain != NULL && i < r->n_explain; i++)
+        json_array_append_new(explain, json_string(r->explain[i]));
+    if (a == NULL)
+        return json_pack("{s:n, s:o}", "incident", "explain", explain);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:o}", "incident",
+                     a->incident, "owner_site", a->owner_site, "manager",
+                     a->manager, "token", (json_int_t)a->token, "reason",
+                     a->reason, "assigned_at", time_or_null(a->assigned_at_ms),
+                     "explain", explain ? explain : json_null());
+}
+
+void
+render_owner_text(FILE *out, const Im__OwnerReply *r)
+{
+    const Im__Assignment *a = r->assignment;
+    if (a != NULL)
+        fprintf(out, "%s: owner %s, token %" PRIu64 ", manager %s\n", a->incident,
+                a->owner_site, a->token, a->manager[0] ? a->manager : "-");
+    for (size_t i = 0; i < r->n_explain; i++)
+        fprintf(out, "  %s\n", r->explain[i]);
+}

@@ -62,6 +62,16 @@ void render_peers_text(FILE *out, const Im__PeersReply *r, uint64_t now_ms);
 void render_ping_text(FILE *out, const Im__PingReply *p, int64_t skew_ms,
                       uint64_t round_trip_ms);
 
+/* imctl sites (a coordinator's answer): every site's health as the leader
+ * recorded it, and how long ago the answering replica last heard it. */
+json_t *render_sites_json(const Im__SitesReply *r);
+void render_sites_text(FILE *out, const Im__SitesReply *r, uint64_t now_ms);
+
+/* imctl owner / reassign / handback: an incident's recorded owner and, if
+ * given, why. */
+json_t *render_owner_json(const Im__OwnerReply *r);
+void render_owner_text(FILE *out, const Im__OwnerReply *r);
+
 /* ---- helpers shared with report.c ---------------------------------------- */
 
 /* "P1".."P5", or "-" for 0 (unknown). */

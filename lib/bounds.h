@@ -81,6 +81,34 @@
 #define CLUSTER_NAME_MAX 64
 #define PATH_MAX_IM 1024
 
+/* Coordinator replicas of one cluster (one per site is typical; they
+ * share nothing but etcd, so more only cost heartbeats) and their ids. */
+#define COORDINATORS_MAX 16
+#define COORD_ID_MAX 32
+
+/* The etcd section: the endpoint list as written (a config line), and the
+ * key prefix every coordinator key lives under. */
+#define ETCD_ENDPOINTS_TEXT_MAX CONFIG_LINE_MAX
+#define ETCD_PREFIX_MAX 128
+
+/* A site's lease (DESIGN.md §5): a site silent this long is declared down,
+ * and a node acts as owner only while it holds one. Default 3 s; the floor
+ * keeps a heartbeat every lease/3 above a few per second per site, the
+ * ceiling keeps failover "within seconds". */
+#define COORD_LEASE_MS_DEFAULT 3000
+#define COORD_LEASE_MS_MIN 500
+#define COORD_LEASE_MS_MAX 60000
+
+/* Incidents one heartbeat lists (its counts cover the rest): bounds its
+ * size (about 100 bytes each) and the etcd reads one heartbeat costs. */
+#define COORD_HEARTBEAT_INCIDENTS_MAX 1024
+
+/* The coordinator leader's etcd lease (whole seconds: etcd's unit). A dead
+ * leader is replaced about this long after it stopped renewing; etcd
+ * refuses less than ~1.5 x its election timeout (2 s with its defaults). */
+#define COORD_LEADER_TTL_S_DEFAULT 2
+#define COORD_LEADER_TTL_S_MAX 60
+
 /* LMDB map: virtual address space reserved for the store. Pages are only
  * allocated on disk as written; this is a ceiling, not a reservation. */
 #define MAP_SIZE_DEFAULT (64ULL * 1024 * 1024 * 1024)

@@ -8,6 +8,9 @@
 
 #include <sodium.h>
 
+#include "clock.h"
+#include "etcd.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -34,10 +37,20 @@ struct parser {
     const char *name;   /* file name for messages */
     char dir[PATH_MAX_IM + 1]; /* directory of the file, for relative paths */
     int line;
-    enum { SEC_NONE, SEC_NODE, SEC_SITE, SEC_OPERATOR, SEC_HTTP,
-           SEC_INTEGRATION, SEC_NOTIFY } section;
-    void *current;      /* struct cfg_site *, cfg_operator *, cfg_integration *
-                           or cfg_notify * */
+    enum {
+        SEC_NONE,
+        SEC_NODE,
+        SEC_SITE,
+        SEC_OPERATOR,
+        SEC_HTTP,
+        SEC_INTEGRATION,
+        SEC_NOTIFY,
+        SEC_COORD,
+        SEC_COORDINATOR,
+        SEC_ETCD
+    } section;
+    void *current;      /* struct cfg_site *, cfg_operator *, cfg_integration *,
+                           cfg_notify * or cfg_coordinator * */
     int node_seen;
     struct im_err *e;
     /* Keys set so far in the current section: a second 'key =' would
@@ -179,6 +192,7 @@ pubkey(struct parser *p, const char *v, uint8_t pk[KEY_PUB_BYTES])
 }
 
 static int valid_name(const char *s);
+static int cluster_name(struct parser *p, const char *v);
 
 static int
 on_node(struct parser *p, const char *k, const char *v)
@@ -200,13 +214,8 @@ on_node(struct parser *p, const char *k, const char *v)
             return perr(p, "map_size %s is below the minimum of 1MiB", v);
         return 0;
     }
-    if (strcmp(k, "cluster") == 0) {
-        if (strlen(v) > CLUSTER_NAME_MAX || !valid_name(v))
-            return perr(p, "invalid cluster name '%s': 1 to %d of letters, "
-                           "digits, '-', '_', '.', '@'", v, CLUSTER_NAME_MAX);
-        snprintf(n->cluster, sizeof n->cluster, "%s", v);
-        return 0;
-    }
+    if (strcmp(k, "cluster") == 0)
+        return cluster_name(p, v);
     if (strcmp(k, "peer_listen") == 0)
         return copy_url(p, k, v, n->peer_listen);
     return perr(p, "unknown key '%s' in [node] (known: site, data, listen, "
@@ -251,6 +260,117 @@ on_operator(struct parser *p, const char *k, const char *v)
     }
     return perr(p, "unknown key '%s' in [operator %s] (known: pubkey, role)", k,
                 o->name);
+}
+
+/* A duration between min and max ms ("3s", "500ms"). */
+static int
+duration(struct parser *p, const char *k, const char *v, uint64_t min,
+         uint64_t max, uint64_t *out)
+{
+    uint64_t ms;
+    if (clock_parse_duration(v, &ms) != 0)
+        return perr(p, "invalid %s '%s': use a number and a unit, such as "
+                       "500ms, 3s or 1m", k, v);
+    if (ms < min || ms > max)
+        return perr(p, "%s %s is outside %llums..%llums", k, v,
+                    (unsigned long long)min, (unsigned long long)max);
+    *out = ms;
+    return 0;
+}
+
+static int
+cluster_name(struct parser *p, const char *v)
+{
+    if (strlen(v) > CLUSTER_NAME_MAX || !valid_name(v))
+        return perr(p, "invalid cluster name '%s': 1 to %d of letters, "
+                       "digits, '-', '_', '.', '@'", v, CLUSTER_NAME_MAX);
+    snprintf(p->cfg->node.cluster, sizeof p->cfg->node.cluster, "%s", v);
+    return 0;
+}
+
+static int
+on_coord(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_coord *c = &p->cfg->coord;
+    if (strcmp(k, "id") == 0) {
+        if (strlen(v) > COORD_ID_MAX || !valid_name(v))
+            return perr(p, "invalid coordinator id '%s': 1 to %d of letters, "
+                           "digits, '-', '_', '.', '@'", v, COORD_ID_MAX);
+        snprintf(c->id, sizeof c->id, "%s", v);
+        return 0;
+    }
+    if (strcmp(k, "key") == 0)
+        return copy_path(p, k, v, c->key);
+    if (strcmp(k, "cluster") == 0)
+        return cluster_name(p, v);
+    if (strcmp(k, "listen") == 0)
+        return copy_url(p, k, v, c->listen);
+    if (strcmp(k, "lease") == 0)
+        return duration(p, k, v, COORD_LEASE_MS_MIN, COORD_LEASE_MS_MAX,
+                        &c->lease_ms);
+    if (strcmp(k, "leader_ttl") == 0) {
+        uint64_t ms;
+        int rv = duration(p, k, v, 1000, COORD_LEADER_TTL_S_MAX * 1000ULL, &ms);
+        if (rv != 0)
+            return rv;
+        if (ms % 1000 != 0)
+            return perr(p, "leader_ttl %s is not whole seconds (etcd leases "
+                           "are counted in seconds)", v);
+        c->leader_ttl_s = ms / 1000;
+        return 0;
+    }
+    return perr(p, "unknown key '%s' in [coord] (known: id, key, cluster, "
+                   "listen, lease, leader_ttl)", k);
+}
+
+static int
+on_coordinator(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_coordinator *c = p->current;
+    if (strcmp(k, "api") == 0)
+        return copy_url(p, k, v, c->api);
+    if (strcmp(k, "pubkey") == 0) {
+        c->has_pk = 1;
+        return pubkey(p, v, c->pk);
+    }
+    return perr(p, "unknown key '%s' in [coordinator %s] (known: api, pubkey)",
+                k, c->id);
+}
+
+static int
+on_etcd(struct parser *p, const char *k, const char *v)
+{
+    struct cfg_etcd *x = &p->cfg->etcd;
+    if (strcmp(k, "endpoints") == 0) {
+        char eps[ETCD_ENDPOINTS_MAX][URL_MAX + 1];
+        size_t n;
+        struct im_err e = {0};
+        if (etcd_endpoints_parse(v, eps, &n, &e) != 0)
+            return perr(p, "%s", im_errmsg(&e));
+        return copy_str(p, k, v, x->endpoints, ETCD_ENDPOINTS_TEXT_MAX);
+    }
+    if (strcmp(k, "ca") == 0)
+        return copy_path(p, k, v, x->ca);
+    if (strcmp(k, "cert") == 0)
+        return copy_path(p, k, v, x->cert);
+    if (strcmp(k, "key") == 0)
+        return copy_path(p, k, v, x->key);
+    if (strcmp(k, "timeout") == 0)
+        return duration(p, k, v, 100, 60000, &x->timeout_ms);
+    if (strcmp(k, "prefix") == 0) {
+        size_t n = strlen(v);
+        if (n < 2 || n > ETCD_PREFIX_MAX || v[0] != '/' || v[n - 1] == '/')
+            return perr(p, "invalid prefix '%s': 2 to %d characters, starting "
+                           "with '/' and not ending with one", v, ETCD_PREFIX_MAX);
+        for (size_t i = 0; i < n; i++)
+            if (!isalnum((unsigned char)v[i]) && strchr("/-_.", v[i]) == NULL)
+                return perr(p, "invalid prefix '%s': only letters, digits and "
+                               "'/', '-', '_', '.'", v);
+        memcpy(x->prefix, v, n + 1);
+        return 0;
+    }
+    return perr(p, "unknown key '%s' in [etcd] (known: endpoints, ca, cert, "
+                   "key, prefix, timeout)", k);
 }
 
 static int
@@ -776,9 +896,114 @@ on_section(struct parser *p, char *hdr)
         return integration_section(p, arg);
     if (strcmp(kind, "notify") == 0)
         return notify_section(p, arg);
+    if (strcmp(kind, "coord") == 0) {
+        if (*arg)
+            return perr(p, "[coord] takes no name: its id goes in 'id ='");
+        if (c->coord.line != 0)
+            return perr(p, "[coord] appears twice");
+        c->coord.line = p->line;
+        p->section = SEC_COORD;
+        return 0;
+    }
+    if (strcmp(kind, "coordinator") == 0) {
+        struct cfg_coordinator *k;
+        if (*arg == '\0')
+            return perr(p, "[coordinator] needs an id: [coordinator c1]");
+        if (strlen(arg) > COORD_ID_MAX || !valid_name(arg))
+            return perr(p, "invalid coordinator id '%s': 1 to %d of letters, "
+                           "digits, '-', '_', '.', '@'", arg, COORD_ID_MAX);
+        if (config_coordinator(c, arg) != NULL)
+            return perr(p, "[coordinator %s] appears twice", arg);
+        if (c->coordinators_count == COORDINATORS_MAX)
+            return perr(p, "more than %d coordinators", COORDINATORS_MAX);
+        k = &c->coordinators[c->coordinators_count++];
+        memset(k, 0, sizeof *k);
+        snprintf(k->id, sizeof k->id, "%s", arg);
+        k->line = p->line;
+        p->current = k;
+        p->section = SEC_COORDINATOR;
+        return 0;
+    }
+    if (strcmp(kind, "etcd") == 0) {
+        if (*arg)
+            return perr(p, "[etcd] takes no name");
+        if (c->etcd.line != 0)
+            return perr(p, "[etcd] appears twice");
+        c->etcd.line = p->line;
+        p->section = SEC_ETCD;
+        return 0;
+    }
     return perr(p, "unknown section [%s] (known: node, site CODE, operator NAME, "
-                   "http, integration NAME, notify NAME)",
-                kind);
+                   "http, integration NAME, notify NAME, coord, coordinator ID, "
+                   "etcd)", kind);
+}
+
+/* The sites and operators, common to nodes and coordinators. */
+static int validate_members(struct parser *p);
+
+/* [coordinator] sections, in any file (nodes dial them). */
+static int
+validate_coordinators(struct parser *p)
+{
+    struct config *c = p->cfg;
+    for (size_t i = 0; i < c->coordinators_count; i++) {
+        const struct cfg_coordinator *k = &c->coordinators[i];
+        p->line = k->line;
+        if (k->api[0] == '\0')
+            return perr(p, "[coordinator %s] has no 'api' address", k->id);
+        if (!k->has_pk)
+            return perr(p, "[coordinator %s] has no 'pubkey'", k->id);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(k->api, c->coordinators[j].api) == 0)
+                return perr(p, "[coordinator %s] has the same api address as "
+                               "[coordinator %s]", k->id, c->coordinators[j].id);
+            if (memcmp(k->pk, c->coordinators[j].pk, KEY_PUB_BYTES) == 0)
+                return perr(p, "[coordinator %s] has the same pubkey as "
+                               "[coordinator %s]", k->id, c->coordinators[j].id);
+        }
+        for (size_t j = 0; j < c->sites_count; j++)
+            if (memcmp(k->pk, c->sites[j].pk, KEY_PUB_BYTES) == 0)
+                return perr(p, "[coordinator %s] has the same pubkey as "
+                               "[site %s]: each process needs its own key",
+                            k->id, c->sites[j].code);
+    }
+    return 0;
+}
+
+/* A coordinator replica's file: [coord], its [coordinator], [etcd]. */
+static int
+validate_coord(struct parser *p)
+{
+    struct config *c = p->cfg;
+    const struct cfg_coordinator *own;
+
+    p->line = c->coord.line;
+    if (c->coord.id[0] == '\0')
+        return perr(p, "[coord] has no 'id'");
+    if (c->coord.key[0] == '\0')
+        return perr(p, "[coord] has no 'key' (this replica's identity, from "
+                       "imctl keygen)");
+    own = config_coordinator(c, c->coord.id);
+    if (own == NULL)
+        return perr(p, "[coord] id %s has no [coordinator %s] section with "
+                       "its api address and public key", c->coord.id,
+                    c->coord.id);
+    if (c->etcd.line == 0)
+        return perr(p, "no [etcd] section: a coordinator keeps its decisions "
+                       "in etcd");
+    p->line = c->etcd.line;
+    if (c->etcd.endpoints[0] == '\0')
+        return perr(p, "[etcd] has no 'endpoints'");
+    if (c->etcd.cert[0] != '\0' && c->etcd.key[0] == '\0')
+        return perr(p, "[etcd] has a 'cert' without its 'key'");
+    if (c->etcd.key[0] != '\0' && c->etcd.cert[0] == '\0')
+        return perr(p, "[etcd] has a 'key' without its 'cert'");
+    if (c->sites_count == 0) {
+        p->line = 0;
+        return perr(p, "no [site CODE] section: the coordinator would have "
+                       "no sites to watch");
+    }
+    return validate_members(p);
 }
 
 static int
@@ -787,9 +1012,18 @@ validate(struct parser *p)
     struct config *c = p->cfg;
     const struct cfg_site *own;
 
+    int rv;
+
+    if ((rv = validate_coordinators(p)) != 0)
+        return rv;
     p->line = 0;
+    if (p->node_seen && c->coord.line != 0)
+        return perr(p, "both [node] and [coord]: a file configures one "
+                       "process, a node or a coordinator replica");
+    if (c->coord.line != 0)
+        return validate_coord(p);
     if (!p->node_seen)
-        return perr(p, "no [node] section");
+        return perr(p, "no [node] section (or [coord], for imcoord)");
     p->line = c->node.line;
     if (c->node.site[0] == '\0')
         return perr(p, "[node] has no 'site'");
@@ -806,12 +1040,20 @@ validate(struct parser *p)
     if (own == NULL)
         return perr(p, "[node] site %s has no [site %s] section with its "
                        "public key", c->node.site, c->node.site);
+    return validate_members(p);
+}
+
+static int
+validate_members(struct parser *p)
+{
+    struct config *c = p->cfg;
+
     for (size_t i = 0; i < c->sites_count; i++) {
         p->line = c->sites[i].line;
         if (!c->sites[i].has_pk)
             return perr(p, "[site %s] has no 'pubkey'", c->sites[i].code);
         if (c->sites[i].peer[0] != '\0') {
-            if (strcmp(c->sites[i].peer, c->node.listen) == 0)
+            if (p->node_seen && strcmp(c->sites[i].peer, c->node.listen) == 0)
                 return perr(p, "[site %s] peer %s is also this node's API "
                                "address", c->sites[i].code, c->sites[i].peer);
             for (size_t j = 0; j < i; j++)
@@ -827,7 +1069,8 @@ validate(struct parser *p)
     }
     if (c->operators_count == 0) {
         p->line = 0;
-        return perr(p, "no [operator NAME] section: nobody could use this node");
+        return perr(p, "no [operator NAME] section: nobody could use this %s",
+                    p->node_seen ? "node" : "coordinator");
     }
     for (size_t i = 0; i < c->operators_count; i++) {
         p->line = c->operators[i].line;
@@ -902,6 +1145,15 @@ parse(struct parser *p, char *text)
         case SEC_NOTIFY:
             rv = on_notify(p, k, v);
             break;
+        case SEC_COORD:
+            rv = on_coord(p, k, v);
+            break;
+        case SEC_COORDINATOR:
+            rv = on_coordinator(p, k, v);
+            break;
+        case SEC_ETCD:
+            rv = on_etcd(p, k, v);
+            break;
         }
         if (rv != 0)
             return rv;
@@ -927,6 +1179,9 @@ defaults(struct config *cfg)
     cfg->http.summary_interval_ms = ALERT_SUMMARY_INTERVAL_MS_DEFAULT;
     snprintf(cfg->http.status_title, sizeof cfg->http.status_title,
              "Service status");
+    cfg->coord.lease_ms = COORD_LEASE_MS_DEFAULT;
+    cfg->coord.leader_ttl_s = COORD_LEADER_TTL_S_DEFAULT;
+    cfg->etcd.timeout_ms = CONFIG_ETCD_TIMEOUT_MS_DEFAULT;
 }
 
 void
@@ -943,6 +1198,15 @@ config_cluster_id(const struct config *cfg, uint8_t out[32])
 static int
 finish_paths(struct config *cfg)
 {
+    if (cfg->coord.line != 0) {
+        if (cfg->coord.listen[0] == '\0')
+            snprintf(cfg->coord.listen, sizeof cfg->coord.listen, "%s",
+                     config_coordinator(cfg, cfg->coord.id)->api);
+        if (cfg->etcd.prefix[0] == '\0')
+            snprintf(cfg->etcd.prefix, sizeof cfg->etcd.prefix, "%s%s",
+                     CONFIG_ETCD_PREFIX_ROOT, cfg->node.cluster);
+        return 0;
+    }
     if (cfg->node.key[0] == '\0') {
         int n = snprintf(cfg->node.key, sizeof cfg->node.key, "%s/site.key",
                          cfg->node.data);
@@ -1031,6 +1295,34 @@ config_operator_by_key(const struct config *cfg, const uint8_t pk[KEY_PUB_BYTES]
     for (size_t i = 0; i < cfg->operators_count; i++)
         if (memcmp(cfg->operators[i].pk, pk, KEY_PUB_BYTES) == 0)
             return &cfg->operators[i];
+    return NULL;
+}
+
+const struct cfg_coordinator *
+config_coordinator(const struct config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->coordinators_count; i++)
+        if (strcmp(cfg->coordinators[i].id, id) == 0)
+            return &cfg->coordinators[i];
+    return NULL;
+}
+
+const struct cfg_coordinator *
+config_coordinator_by_key(const struct config *cfg,
+                          const uint8_t pk[KEY_PUB_BYTES])
+{
+    for (size_t i = 0; i < cfg->coordinators_count; i++)
+        if (memcmp(cfg->coordinators[i].pk, pk, KEY_PUB_BYTES) == 0)
+            return &cfg->coordinators[i];
+    return NULL;
+}
+
+const struct cfg_site *
+config_site_by_key(const struct config *cfg, const uint8_t pk[KEY_PUB_BYTES])
+{
+    for (size_t i = 0; i < cfg->sites_count; i++)
+        if (memcmp(cfg->sites[i].pk, pk, KEY_PUB_BYTES) == 0)
+            return &cfg->sites[i];
     return NULL;
 }
 

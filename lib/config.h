@@ -29,6 +29,25 @@
  *   [notify NAME]               a notification channel
  *   type = webhook              webhook (url = ...) | command (command = ...)
  *   on = new_p1, major          rules: what it is told about
+ *   [coord]                     a coordinator replica (imcoord), instead of [node]
+ *   id = c1                     which [coordinator] this replica is
+ *   key = c1.key                its identity
+ *   cluster = acme-prod
+ *   lease = 3s                  site lease (default 3s)
+ *   leader_ttl = 2s             its etcd leadership lease (default 2s)
+ *   listen = tcp://0.0.0.0:7600 (default: its [coordinator] api address)
+ *
+ *   [coordinator c1]            every coordinator replica, for nodes and imctl
+ *   api = tcp://coord1.example.net:7600
+ *   pubkey = ed25519:...
+ *
+ *   [etcd]                      the coordinator's store (docs/coordinator.md)
+ *   endpoints = https://10.0.0.5:2379, https://10.0.0.6:2379
+ *   ca = ca.pem                 TLS: CA bundle, client cert and its key
+ *   cert = c1.pem
+ *   key = c1-key.pem
+ *   prefix = /incident-mesh/acme-prod   (default /incident-mesh/CLUSTER)
+ *   timeout = 2s                deadline of one etcd call (default 2s)
  *
  * Every error names the file, the line and the problem
  * ("ams.conf:12: unknown key 'lisen' in [node]"), and a file with any error
@@ -140,9 +159,43 @@ struct cfg_notify {
     int line;
 };
 
+struct cfg_coordinator {
+    char id[COORD_ID_MAX + 1];
+    char api[URL_MAX + 1];
+    uint8_t pk[KEY_PUB_BYTES];
+    int has_pk;
+    int line;
+};
+
+/* This coordinator replica ([coord]); line == 0 if the file has none. */
+struct cfg_coord {
+    char id[COORD_ID_MAX + 1];
+    char key[PATH_MAX_IM + 1];
+    char listen[URL_MAX + 1]; /* "" = its [coordinator] api address */
+    uint64_t lease_ms;
+    uint64_t leader_ttl_s;
+    int line;
+};
+
+struct cfg_etcd {
+    char endpoints[ETCD_ENDPOINTS_TEXT_MAX + 1];
+    char ca[PATH_MAX_IM + 1];
+    char cert[PATH_MAX_IM + 1];
+    char key[PATH_MAX_IM + 1];
+    char prefix[ETCD_PREFIX_MAX + 1];
+    uint64_t timeout_ms;
+    int line; /* 0 if the file has no [etcd] */
+};
+
 struct config {
     char path[PATH_MAX_IM + 1];
+    /* A file configures a node ([node]) or a coordinator replica ([coord]).
+     * The cluster name lives in node.cluster either way. */
     struct cfg_node node;
+    struct cfg_coord coord;
+    struct cfg_coordinator coordinators[COORDINATORS_MAX];
+    size_t coordinators_count;
+    struct cfg_etcd etcd;
     struct cfg_site sites[SITES_MAX];
     size_t sites_count;
     struct cfg_operator operators[OPERATORS_MAX];
@@ -156,6 +209,8 @@ struct config {
 
 #define CONFIG_LISTEN_DEFAULT "tcp://127.0.0.1:7400"
 #define CONFIG_CLUSTER_DEFAULT "incident-mesh"
+#define CONFIG_ETCD_PREFIX_ROOT "/incident-mesh/"
+#define CONFIG_ETCD_TIMEOUT_MS_DEFAULT 2000
 
 /* Reads and validates path into *cfg (which the caller allocates: it is
  * large). On error *cfg is unspecified and e says file:line: problem. */
@@ -169,6 +224,19 @@ int config_parse(struct config *cfg, const char *name, const char *text,
 /* The operator with public key pk, or NULL. */
 const struct cfg_operator *config_operator_by_key(const struct config *cfg,
                                                   const uint8_t pk[KEY_PUB_BYTES]);
+
+/* The coordinator replica with id, or NULL. */
+const struct cfg_coordinator *config_coordinator(const struct config *cfg,
+                                                 const char *id);
+
+/* The coordinator replica with public key pk, or NULL. */
+const struct cfg_coordinator *
+config_coordinator_by_key(const struct config *cfg,
+                          const uint8_t pk[KEY_PUB_BYTES]);
+
+/* The site whose pinned key is pk, or NULL. */
+const struct cfg_site *config_site_by_key(const struct config *cfg,
+                                          const uint8_t pk[KEY_PUB_BYTES]);
 
 /* The site with code, or NULL. */
 const struct cfg_site *config_site(const struct config *cfg, const char *code);

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "incident.h"
 #include "keys.h"
+#include "request.h"
 #include "log.h"
 #include "tsan.h"
 
@@ -712,7 +713,12 @@ run_reads(struct api_ctx *x)
             op_peers(x, i, txn);
             break;
         default:
-            set_error(x, i, IM_EINVAL, "empty operation");
+            /* Op kinds from 20 on are the coordinator's (proto/im.proto). */
+            set_error(x, i, IM_EINVAL,
+                      op->kind_case >= IM__OP__KIND_SITES
+                          ? "a coordinator operation: send it to a "
+                            "coordinator (imctl --coord), not to a node"
+                          : "empty operation");
             break;
         }
     }
@@ -750,53 +756,17 @@ static void
 handle_request(struct api_ctx *x, nng_msg *msg)
 {
     struct api *a = x->api;
-    char pk_text[KEY_PUB_TEXT_MAX];
+    struct im_err e = {0};
     uint64_t now = clock_wall_ms();
     size_t writes = 0;
+    int rv;
 
     atomic_fetch_add(&a->requests, 1);
-    x->sreq = im__signed_request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    rv = request_open(a->cfg, "node", nng_msg_body(msg), nng_msg_len(msg), now,
+                      &x->sreq, &x->req, &x->op, &e);
     nng_msg_free(msg);
-    if (x->sreq == NULL) {
-        refuse(x, IM_EPROTO, "malformed request: not a signed Incident Mesh "
-                             "request");
-        return;
-    }
-    if (x->sreq->key.len != KEY_PUB_BYTES || x->sreq->sig.len != KEY_SIG_BYTES) {
-        refuse(x, IM_EPROTO, "malformed request: key or signature missing or "
-                             "of the wrong size (unsigned requests are refused)");
-        return;
-    }
-    x->op = config_operator_by_key(a->cfg, x->sreq->key.data);
-    if (x->op == NULL) {
-        key_pub_encode(x->sreq->key.data, pk_text);
-        refuse(x, IM_EUNKNOWNKEY, "unknown key %s: it is not in this node's "
-                                  "operator list", pk_text);
-        return;
-    }
-    if (key_verify(x->sreq->key.data, KEY_CTX_REQUEST, x->sreq->body.data,
-                   x->sreq->body.len, x->sreq->sig.data) != 0) {
-        refuse(x, IM_EBADSIG, "signature does not verify for operator %s",
-               x->op->name);
-        return;
-    }
-    x->req = im__request__unpack(NULL, x->sreq->body.len, x->sreq->body.data);
-    if (x->req == NULL) {
-        refuse(x, IM_EPROTO, "malformed request body");
-        return;
-    }
-    if (x->req->ts_ms + CLOCK_SKEW_MS_MAX < now ||
-        x->req->ts_ms > now + CLOCK_SKEW_MS_MAX) {
-        long long off = ((long long)x->req->ts_ms - (long long)now) / 1000;
-        refuse(x, IM_ECLOCK, "request time is %llds off this node's clock "
-                             "(limit %ds): check both clocks",
-               off, CLOCK_SKEW_MS_MAX / 1000);
-        return;
-    }
-    if (x->req->n_ops == 0 || x->req->n_ops > REQ_OPS_MAX) {
-        size_t n = x->req->n_ops;
-        refuse(x, n ? IM_ETOOBIG : IM_EINVAL,
-               "a request carries 1 to %d operations, not %zu", REQ_OPS_MAX, n);
+    if (rv != 0) {
+        refuse(x, rv, "%s", im_errmsg(&e));
         return;
     }
     for (size_t i = 0; i < x->req->n_ops; i++) {
@@ -837,7 +807,7 @@ handle_request(struct api_ctx *x, nng_msg *msg)
     x->state = CTX_WAIT;
     /* On success x is the committer's: its callback may already be running
      * on another thread, so x is not touched again here. */
-    int rv = commit_submit(a->commit, &x->creq);
+    rv = commit_submit(a->commit, &x->creq);
     if (rv != 0) {
         x->submit_rv = rv;
         TSAN_RELEASE(x);

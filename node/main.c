@@ -13,6 +13,7 @@
 #include "api.h"
 #include "commit.h"
 #include "config.h"
+#include "coordlink.h"
 #include "devmode.h"
 #include "http.h"
 #include "keys.h"
@@ -83,6 +84,7 @@ run_node(struct config *cfg, int dev)
     struct metrics metrics;
     struct http_server http = {0};
     struct notifier notifier;
+    struct coordlinks coord;
     sigset_t sigs;
     char tag[32];
     int sig = 0;
@@ -123,8 +125,12 @@ run_node(struct config *cfg, int dev)
     if (cfg->http.listen[0] != '\0' &&
         http_start(&http, cfg, &store, &commit, &metrics, &e) != 0)
         goto fail_api;
-    if (dev && devmode_announce(cfg, &e) != 0)
+    if (coordlinks_start(&coord, cfg, &store, &site_key, &e) != 0)
         goto fail_http;
+    if (dev && devmode_announce(cfg, &e) != 0) {
+        coordlinks_stop(&coord);
+        goto fail_http;
+    }
     log_info("serving site %s on %s (data %s)", cfg->node.site,
              cfg->node.listen, cfg->node.data);
     if (cfg->http.listen[0] != '\0')
@@ -135,6 +141,7 @@ run_node(struct config *cfg, int dev)
     log_info("signal %d: stopping", sig);
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
+    coordlinks_stop(&coord);
     http_close(&http);
     notify_stop(&notifier);
     api_close(&api);

@@ -110,18 +110,20 @@ node_stop() {
     return 0
 }
 
-# free_base: a base port with 30 free ports above it (for deploy/cluster).
+# free_base: a base port with 200 free ports above it (deploy/cluster uses
+# BASE.. for sites, BASE+100.. for etcd, BASE+150.. for coordinators), below
+# the kernel's ephemeral range (32768-).
 free_base() {
-    local b p used
+    local b used
+    used=$(ss -Htln 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}')
     for _ in $(seq 1 50); do
-        b=$((10000 + (RANDOM % 2200) * 10)) # below the ephemeral range (32768-)
-        used=0
-        for p in $(seq "$b" $((b + 29))); do
-            ss -ltn "sport = :$p" 2>/dev/null | grep -q LISTEN && used=1
-        done
-        [ $used = 0 ] && { echo "$b"; return; }
+        b=$((10000 + (RANDOM % 110) * 200))
+        if ! awk -v b="$b" '$1 >= b && $1 < b + 200 { found = 1 } END { exit !found }' <<<"$used"; then
+            echo "$b"
+            return
+        fi
     done
-    echo 39000
+    echo 31000
 }
 
 # converge NAME: waits up to 30 s until the caller's `vectors` function

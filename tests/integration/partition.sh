@@ -45,7 +45,7 @@ ip link add "$VH" type veth peer name "$VN" &&
 # Keys and configs from deploy/cluster, then the peer addresses moved onto
 # the veth: AMS and NYC on the host side, SGP inside the namespace.
 B=$(free_base)
-BIN=$PWD/$BIN deploy/cluster up --sites ams,nyc,sgp --dir "$CL" --port "$B" >"$TMP/up.log" 2>&1 ||
+BIN=$PWD/$BIN deploy/cluster up --sites ams,nyc,sgp --coords 0 --dir "$CL" --port "$B" >"$TMP/up.log" 2>&1 ||
     { bad "cluster up: $(tail -5 "$TMP/up.log")"; summary partition; exit 1; }
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
 for s in ams nyc sgp; do

@@ -57,7 +57,7 @@ same_state() {
 }
 
 BASE=$(free_base)
-expect "cluster up" 0 "3 sites up" cluster up --sites ams,nyc,sgp --port "$BASE"
+expect "cluster up" 0 "3 sites up" cluster up --sites ams,nyc,sgp --coords 0 --port "$BASE"
 jq_check "cluster.json lists every node" "$(cat "$CL/cluster.json")" \
     '(.sites | length) == 3 and all(.sites[]; .node.pid > 0 and (.node.cmd | length) == 3) and (.admin_key | length) > 0'
 expect "cluster status" 0 "AMS:up" cluster status

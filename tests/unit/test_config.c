@@ -615,7 +615,115 @@ teardown(void)
     free(cfg);
 }
 
+/* A coordinator replica's file: [coord], [coordinator], [etcd]. */
+#define COORD_FILE                                                             \
+    "[coord]\n"                       /* 1 */                                  \
+    "id = c1\n"                       /* 2 */                                  \
+    "key = keys/c1.key\n"             /* 3 */                                  \
+    "cluster = prod\n"                /* 4 */                                  \
+    "[coordinator c1]\n"              /* 5 */                                  \
+    "api = tcp://127.0.0.1:7600\n"    /* 6 */                                  \
+    "pubkey = %s\n"                   /* 7 */                                  \
+    "[etcd]\n"                        /* 8 */                                  \
+    "endpoints = http://127.0.0.1:2379, http://127.0.0.1:2380\n" /* 9 */        \
+    SITE_AND_OP                       /* 10..13 */
+
+TEST(coordinator_sections)
+{
+    char c1[KEY_PUB_TEXT_MAX];
+    struct im_key k;
+    const struct cfg_coordinator *co;
+
+    key_generate(&k);
+    key_pub_encode(k.pk, c1);
+    REQUIRE(parses_(text_of(COORD_FILE, c1, S1, O1), __LINE__));
+    CHECK_EQ_STR(cfg->coord.id, "c1");
+    CHECK_EQ_STR(cfg->coord.key, "keys/c1.key");
+    CHECK_EQ_STR(cfg->coord.listen, "tcp://127.0.0.1:7600"); /* its api */
+    CHECK_EQ_INT(cfg->coord.lease_ms, COORD_LEASE_MS_DEFAULT);
+    CHECK_EQ_INT(cfg->coord.leader_ttl_s, COORD_LEADER_TTL_S_DEFAULT);
+    CHECK_EQ_STR(cfg->etcd.prefix, "/incident-mesh/prod");
+    CHECK_EQ_INT(cfg->etcd.timeout_ms, CONFIG_ETCD_TIMEOUT_MS_DEFAULT);
+    co = config_coordinator_by_key(cfg, k.pk);
+    REQUIRE(co != NULL);
+    CHECK_EQ_STR(co->id, "c1");
+    CHECK(config_site_by_key(cfg, S1_pk) != NULL);
+    CHECK(config_site_by_key(cfg, k.pk) == NULL);
+
+    PARSES(text_of("[coord]\nid = c1\nkey = k\nlease = 1500ms\n"
+                   "leader_ttl = 5s\nlisten = tcp://0.0.0.0:7600\n"
+                   "[coordinator c1]\napi = tcp://h:1\npubkey = %s\n"
+                   "[etcd]\nendpoints = https://e:2379\nca = ca.pem\n"
+                   "cert = c.pem\nkey = c.key\nprefix = /im/x\n"
+                   "timeout = 500ms\n" SITE_AND_OP,
+                   c1, S1, O1));
+    CHECK_EQ_INT(cfg->coord.lease_ms, 1500);
+    CHECK_EQ_INT(cfg->coord.leader_ttl_s, 5);
+    CHECK_EQ_STR(cfg->coord.listen, "tcp://0.0.0.0:7600");
+    CHECK_EQ_STR(cfg->etcd.prefix, "/im/x");
+    CHECK_EQ_INT(cfg->etcd.timeout_ms, 500);
+
+    /* A node may list the coordinators it heartbeats. */
+    PARSES(text_of("[node]\nsite = AMS\ndata = d\n[coordinator c1]\n"
+                   "api = tcp://h:1\npubkey = %s\n" SITE_AND_OP,
+                   c1, S1, O1));
+    CHECK_EQ_INT(cfg->coordinators_count, 1);
+    CHECK_EQ_INT(cfg->coord.line, 0);
+
+    /* Errors, each on its line. */
+    FAILS(text_of("[node]\nsite = AMS\ndata = d\n" COORD_FILE, c1, S1, O1), 0,
+          "both [node] and [coord]");
+    FAILS(text_of("[coord]\nid = c1\nkey = k\n" SITE_AND_OP, S1, O1), 1,
+          "[coord] id c1 has no [coordinator c1] section");
+    FAILS(text_of("[coord]\nkey = k\n" SITE_AND_OP, S1, O1), 1,
+          "[coord] has no 'id'");
+    FAILS(text_of("[coord]\nid = c1\n[coordinator c1]\napi = tcp://h:1\n"
+                  "pubkey = %s\n" SITE_AND_OP, c1, S1, O1), 1,
+          "[coord] has no 'key'");
+    FAILS(text_of("[coord]\nid = c1\nkey = k\n[coordinator c1]\n"
+                  "api = tcp://h:1\npubkey = %s\n" SITE_AND_OP, c1, S1, O1),
+          1, "no [etcd] section");
+    FAILS(text_of("[coord]\nid = c1\nkey = k\n[coordinator c1]\n"
+                  "api = tcp://h:1\npubkey = %s\n[etcd]\ncert = c\n"
+                  "endpoints = http://e:1\n" SITE_AND_OP, c1, S1, O1),
+          7, "'cert' without its 'key'");
+    FAILS(text_of("[coord]\nid = c1\nkey = k\n[coordinator c1]\n"
+                  "api = tcp://h:1\npubkey = %s\n[etcd]\n"
+                  "endpoints = http://e:1\n[operator alice]\npubkey = %s\n",
+                  c1, O1),
+          0, "no [site CODE] section");
+    FAILS("[coord]\nlease = 3 s\n", 2, "invalid lease '3 s'");
+    FAILS("[coord]\nlease = 100ms\n", 2, "lease 100ms is outside 500ms..60000ms");
+    FAILS("[coord]\nleader_ttl = 1500ms\n", 2, "not whole seconds");
+    FAILS("[coord]\nid = c 1\n", 2, "invalid coordinator id 'c 1'");
+    FAILS("[coord]\nbogus = 1\n", 2, "unknown key 'bogus' in [coord]");
+    FAILS("[coord x]\n", 1, "[coord] takes no name");
+    FAILS("[coordinator]\n", 1, "[coordinator] needs an id");
+    FAILS("[coordinator c1]\napi = http://h:1\n", 2,
+          "'api' must be a tcp://HOST:PORT");
+    FAILS("[coordinator c1]\n[coordinator c1]\n", 2,
+          "[coordinator c1] appears twice");
+    FAILS(text_of("[coordinator c1]\npubkey = %s\n", c1), 1,
+          "[coordinator c1] has no 'api' address");
+    FAILS(text_of("[coordinator c1]\napi = tcp://h:1\npubkey = %s\n"
+                  "[coordinator c2]\napi = tcp://h:1\npubkey = %s\n",
+                  c1, O2),
+          4, "same api address as [coordinator c1]");
+    FAILS(text_of("[coordinator c1]\napi = tcp://h:1\npubkey = %s\n"
+                  SITE_AND_OP, S1, S1, O1),
+          1, "same pubkey as [site AMS]");
+    FAILS("[etcd]\nendpoints = ftp://e:1\n", 2,
+          "etcd endpoint 'ftp://e:1': use http://HOST:PORT");
+    FAILS("[etcd]\nendpoints = http://e:1/v3\n", 2, "no path or query");
+    FAILS("[etcd]\nprefix = im\n", 2, "invalid prefix 'im'");
+    FAILS("[etcd]\nprefix = /im/\n", 2, "invalid prefix '/im/'");
+    FAILS("[etcd]\nprefix = /i m\n", 2, "invalid prefix '/i m'");
+    FAILS("[etcd]\n[etcd]\n", 2, "[etcd] appears twice");
+    FAILS("[etcd]\nuser = x\n", 2, "unknown key 'user' in [etcd]");
+}
+
 TEST_MAIN(if (setup() != 0) return 1; RUN(valid_file); RUN(defaults);
+          RUN(coordinator_sections);
           RUN(errors_of_structure); RUN(errors_of_names); RUN(errors_of_counts);
           RUN(errors_of_values); RUN(errors_of_the_whole);
           RUN(load_resolves_relative_paths); RUN(load_errors);

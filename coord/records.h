@@ -1,0 +1,78 @@
+/* records: the coordinator's records in etcd — the key layout and the JSON
+ * form of each record. Pure: encoding and decoding only; the replica
+ * (coord/replica.h) reads and writes them. Layout, under the configured
+ * prefix P (default /incident-mesh/CLUSTER; docs/coordinator.md):
+ *
+ *   P/coord/leader      {"id","api"}: the leader, under its etcd lease; the
+ *                       key's create revision is the leader's term
+ *   P/sites/CODE        a site's health as the leader decided it
+ *   P/assign/INCIDENT   who owns an incident; its owner token is the key's
+ *                       mod_revision (a new decision is a new revision)
+ *   P/schedule          reserved: the on-call schedule file
+ *   P/majors/INCIDENT   reserved: major incidents and escalation deadlines
+ *
+ * Decoders refuse a record that is not ours (IM_ECORRUPT naming the
+ * field), so that a hand edit in etcd is reported, never half-used. */
+#ifndef IM_RECORDS_H
+#define IM_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bounds.h"
+#include "err.h"
+
+#define RECORDS_KEY_MAX (ETCD_PREFIX_MAX + 16 + INCIDENT_ID_MAX)
+#define RECORDS_REASON_MAX 160
+
+enum site_state { SITE_UNKNOWN = 0, SITE_UP = 1, SITE_DOWN = 2 };
+
+/* "unknown", "up", "down". */
+const char *records_site_state_name(enum site_state s);
+
+struct site_record {
+    enum site_state state;
+    uint64_t since_ms;          /* wall time of the last change of state */
+    uint64_t last_heartbeat_ms; /* wall time of the last heartbeat recorded */
+    uint32_t open, owned;       /* from that heartbeat */
+    char by[COORD_ID_MAX + 1];  /* the leader that wrote it */
+    int64_t term;               /* its term */
+    char reason[RECORDS_REASON_MAX + 1];
+};
+
+struct assignment_record {
+    char incident[INCIDENT_ID_MAX + 1];
+    char owner_site[SITE_CODE_MAX + 1];
+    char manager[PERSON_MAX + 1];
+    char reason[RECORDS_REASON_MAX + 1];
+    uint64_t assigned_at_ms;
+    char by[COORD_ID_MAX + 1];
+    int64_t term;
+    uint64_t token; /* not stored: the key's mod_revision, filled on read */
+};
+
+/* PREFIX/KIND/NAME into out (RECORDS_KEY_MAX + 1); NAME may be "" (the
+ * prefix of a kind, "P/sites/"). */
+void records_key(char out[RECORDS_KEY_MAX + 1], const char *prefix,
+                 const char *kind, const char *name);
+
+/* Encoders return a malloc'd NUL-terminated JSON text, or NULL (memory). */
+char *records_site_encode(const struct site_record *r);
+int records_site_decode(const uint8_t *json, size_t size,
+                        struct site_record *out, struct im_err *e);
+
+char *records_assignment_encode(const struct assignment_record *r);
+int records_assignment_decode(const uint8_t *json, size_t size,
+                              struct assignment_record *out, struct im_err *e);
+
+/* The leader key's value: {"id": id, "api": api}. */
+char *records_leader_encode(const char *id, const char *api);
+int records_leader_decode(const uint8_t *json, size_t size,
+                          char id[COORD_ID_MAX + 1], char api[URL_MAX + 1],
+                          struct im_err *e);
+
+/* The origin site of an incident id "<SITE>-<n>" into site; IM_EINVAL if
+ * id is not one. */
+int records_incident_origin(const char *id, char site[SITE_CODE_MAX + 1]);
+
+#endif
