@@ -179,7 +179,8 @@ TEST(mistakes_name_file_and_line)
         {"[notify n]\nretry = 3\n",
          "t.conf:9: unknown key 'retry' in [notify n]"},
         {"[nope]\n", "unknown section [nope] (known: node, site CODE, operator "
-                     "NAME, http, integration NAME, notify NAME)"},
+                     "NAME, http, integration NAME, notify NAME, coord, "
+                     "coordinator ID, etcd)"},
     };
     struct im_err e;
 
