@@ -202,9 +202,12 @@ ctx_next(struct lctx *x)
                                                 1e6 / (double)l->rate);
         uint64_t now = mono_us();
         if (due > now + 500) {
+            nng_aio *aio = x->aio;
             x->sleeping = 1;
+            /* Nothing of x is read after the hand-off (NNG may already be
+             * running the callback on another thread). */
             TSAN_RELEASE(x);
-            nng_sleep_aio((nng_duration)((due - now) / 1000), x->aio);
+            nng_sleep_aio((nng_duration)((due - now) / 1000), aio);
             return;
         }
     }
@@ -221,8 +224,12 @@ ctx_send(struct lctx *x)
     x->t0_us = mono_us();
     nng_aio_set_msg(x->aio, l->msgs[i]);
     l->msgs[i] = NULL;
-    TSAN_RELEASE(x);
-    nng_ctx_send(x->ctx, x->aio);
+    {
+        nng_ctx ctx = x->ctx;
+        nng_aio *aio = x->aio;
+        TSAN_RELEASE(x);
+        nng_ctx_send(ctx, aio);
+    }
 }
 
 static void
@@ -296,9 +303,11 @@ ctx_cb(void *arg)
             ctx_finish(x);
             return;
         }
+        nng_ctx ctx = x->ctx;
+        nng_aio *aio = x->aio;
         x->sending = 0;
         TSAN_RELEASE(x);
-        nng_ctx_recv(x->ctx, x->aio);
+        nng_ctx_recv(ctx, aio);
         return;
     }
     if (rv != 0) {
