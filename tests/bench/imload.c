@@ -581,6 +581,11 @@ watch_main(void *arg)
     for (;;) {
         int all = 1;
         uint64_t round_us = mono_us();
+        /* phase_done before want_seq (watch_finish stores them in the
+         * other order): a round that began after the load ended compares
+         * against the final want, never against 0. */
+        int done = atomic_load(&wt->phase_done);
+        uint64_t want = atomic_load(&wt->want_seq);
         for (size_t i = 0; i < wt->count; i++) {
             struct watched *w = &wt->nodes[i];
             struct im_err e = {0};
@@ -592,7 +597,7 @@ watch_main(void *arg)
                 return NULL;
             }
             wt->polls++;
-            if (seq < atomic_load(&wt->want_seq))
+            if (seq < want)
                 all = 0;
         }
         /* Every watched node once per period: polls are signed requests
@@ -603,7 +608,7 @@ watch_main(void *arg)
             struct timespec ts = {0, (long)(wt->period_us - spent) * 1000L};
             nanosleep(&ts, NULL);
         }
-        if (atomic_load(&wt->phase_done)) {
+        if (done) {
             if (all)
                 break;
             if (tail_end == 0)
