@@ -202,9 +202,12 @@ ctx_next(struct lctx *x)
                                                 1e6 / (double)l->rate);
         uint64_t now = mono_us();
         if (due > now + 500) {
+            nng_aio *aio = x->aio;
             x->sleeping = 1;
+            /* Nothing of x is read after the hand-off (NNG may already be
+             * running the callback on another thread). */
             TSAN_RELEASE(x);
-            nng_sleep_aio((nng_duration)((due - now) / 1000), x->aio);
+            nng_sleep_aio((nng_duration)((due - now) / 1000), aio);
             return;
         }
     }
@@ -221,8 +224,12 @@ ctx_send(struct lctx *x)
     x->t0_us = mono_us();
     nng_aio_set_msg(x->aio, l->msgs[i]);
     l->msgs[i] = NULL;
-    TSAN_RELEASE(x);
-    nng_ctx_send(x->ctx, x->aio);
+    {
+        nng_ctx ctx = x->ctx;
+        nng_aio *aio = x->aio;
+        TSAN_RELEASE(x);
+        nng_ctx_send(ctx, aio);
+    }
 }
 
 static void
@@ -296,9 +303,11 @@ ctx_cb(void *arg)
             ctx_finish(x);
             return;
         }
+        nng_ctx ctx = x->ctx;
+        nng_aio *aio = x->aio;
         x->sending = 0;
         TSAN_RELEASE(x);
-        nng_ctx_recv(x->ctx, x->aio);
+        nng_ctx_recv(ctx, aio);
         return;
     }
     if (rv != 0) {
@@ -572,6 +581,11 @@ watch_main(void *arg)
     for (;;) {
         int all = 1;
         uint64_t round_us = mono_us();
+        /* phase_done before want_seq (watch_finish stores them in the
+         * other order): a round that began after the load ended compares
+         * against the final want, never against 0. */
+        int done = atomic_load(&wt->phase_done);
+        uint64_t want = atomic_load(&wt->want_seq);
         for (size_t i = 0; i < wt->count; i++) {
             struct watched *w = &wt->nodes[i];
             struct im_err e = {0};
@@ -583,7 +597,7 @@ watch_main(void *arg)
                 return NULL;
             }
             wt->polls++;
-            if (seq < atomic_load(&wt->want_seq))
+            if (seq < want)
                 all = 0;
         }
         /* Every watched node once per period: polls are signed requests
@@ -594,7 +608,7 @@ watch_main(void *arg)
             struct timespec ts = {0, (long)(wt->period_us - spent) * 1000L};
             nanosleep(&ts, NULL);
         }
-        if (atomic_load(&wt->phase_done)) {
+        if (done) {
             if (all)
                 break;
             if (tail_end == 0)
