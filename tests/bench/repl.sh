@@ -115,7 +115,7 @@ new_cluster() { # NAME SITES: a port another program took meanwhile gets a retry
     local try
     for try in 1 2 3; do
         CL=$TMP/$1.$try
-        cluster up --sites "$2" --port "$(free_base)" >"$TMP/up.out" 2>&1 && return 0
+        cluster up --sites "$2" --coords 0 --port "$(free_base)" >"$TMP/up.out" 2>&1 && return 0
         cluster down >/dev/null 2>&1 || true
     done
     die "cluster up ($2) failed: $(tail -3 "$TMP/up.out")"
