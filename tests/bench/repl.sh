@@ -80,8 +80,8 @@ HZ=$(getconf CLK_TCK)
 free_base() {
     local b used
     for _ in $(seq 1 50); do
-        b=$((20000 + (RANDOM % 1270) * 10))
-        used=$(ss -tanH "( sport >= :$b and sport <= :$((b + 29)) )" 2>/dev/null | wc -l)
+        b=$((20000 + (RANDOM % 60) * 200)) # BASE..BASE+199: sites, etcd, coordinators
+        used=$(ss -tanH "( sport >= :$b and sport <= :$((b + 199)) )" 2>/dev/null | wc -l)
         [ "$used" = 0 ] && { echo "$b"; return; }
     done
     echo 31000
