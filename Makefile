@@ -46,7 +46,7 @@ LIB_SRCS := lib/err.c lib/hlc.c lib/clock.c lib/keys.c lib/log.c lib/config.c \
             lib/text.c lib/incident.c lib/client.c lib/request.c \
             build/gen/im.pb-c.c lib/incident_json.c
 NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
-             node/repl.c node/peer.c node/coordlink.c \
+             node/repl.c node/peer.c node/coordlink.c node/remote.c \
              node/alerts.c node/intake.c node/pagerduty.c node/alertmanager.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c

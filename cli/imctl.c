@@ -105,6 +105,8 @@ struct ctx {
     const char *node; /* --node, else IM_NODE */
     const char *coord; /* --coord, else IM_COORD: replica URLs, comma-separated */
     const char *key;  /* --key, else IM_KEY */
+    const char *node_key; /* --node-key, else IM_NODE_KEY: a remote node's site key */
+    const char *cluster;  /* --cluster, else IM_CLUSTER: the remote node's cluster */
     int json;
     int timeout_ms; /* 0: CLIENT_TIMEOUT_MS_DEFAULT */
     struct client client;
@@ -120,6 +122,13 @@ static const struct opt global_opts[] = {
      "answer leads to the leader (default: $IM_COORD)"},
     {"key", OPT_VALUE, 0, "FILE",
      "operator's secret key file, mode 0600 (default: $IM_KEY)"},
+    {"node-key", OPT_VALUE, 0, "ed25519:...",
+     "the node's site key: talk to its remote_listen address over the "
+     "secure channel (needed for any node not on loopback; default: "
+     "$IM_NODE_KEY)"},
+    {"cluster", OPT_VALUE, 0, "NAME",
+     "the node's cluster name, with --node-key (default: $IM_CLUSTER, else "
+     "incident-mesh)"},
     {"json", OPT_FLAG, 0, NULL, "print one JSON object on stdout"},
     {"timeout", OPT_VALUE, 0, "MS",
      "wait at most MS milliseconds for the node (default 15000)"},
@@ -205,6 +214,10 @@ global_set(struct ctx *c, int i, const char *value)
         c->coord = value;
     } else if (strcmp(name, "key") == 0) {
         c->key = value;
+    } else if (strcmp(name, "node-key") == 0) {
+        c->node_key = value;
+    } else if (strcmp(name, "cluster") == 0) {
+        c->cluster = value;
     } else if (strcmp(name, "json") == 0) {
         c->json = 1;
     } else if (strcmp(name, "timeout") == 0) {
@@ -489,6 +502,41 @@ node_connect(struct ctx *c)
     if ((rv = key_load(&key, c->key, &c->err)) != 0) {
         c->err.code = IM_EINVAL;
         return IM_EINVAL;
+    }
+    if ((c->node_key != NULL && c->node_key[0] != '\0') ||
+        !config_url_is_local(c->node)) {
+        /* Another host: only over the secure channel, to the node whose
+         * key we pin (node/remote.h). */
+        struct config *cl;
+        uint8_t node_pk[KEY_PUB_BYTES], cluster_id[32];
+        if (c->node_key == NULL || c->node_key[0] == '\0') {
+            sodium_memzero(&key, sizeof key);
+            return usage(c, "%s is not a loopback address: give --node-key "
+                            "ed25519:... (the node's site key) to reach its "
+                            "remote_listen address over the secure channel",
+                         c->node);
+        }
+        if (key_pub_decode(c->node_key, node_pk) != 0) {
+            sodium_memzero(&key, sizeof key);
+            return usage(c, "--node-key '%.64s' is not a public key "
+                            "(ed25519:<43 base64url characters>)", c->node_key);
+        }
+        if ((cl = calloc(1, sizeof *cl)) == NULL) {
+            sodium_memzero(&key, sizeof key);
+            return im_errf(&c->err, IM_ENOMEM, "out of memory");
+        }
+        snprintf(cl->node.cluster, sizeof cl->node.cluster, "%s",
+                 c->cluster && c->cluster[0] ? c->cluster
+                                             : CONFIG_CLUSTER_DEFAULT);
+        config_cluster_id(cl, cluster_id);
+        free(cl);
+        rv = client_open_secure(&c->client, c->node, &key, node_pk, cluster_id,
+                                c->timeout_ms, &c->err);
+        sodium_memzero(&key, sizeof key);
+        if (rv != 0)
+            return rv;
+        c->connected = 1;
+        return 0;
     }
     rv = client_open_key(&c->client, c->node, &key, &c->err);
     sodium_memzero(&key, sizeof key);
@@ -1863,6 +1911,8 @@ main(int argc, char **argv)
     c.node = getenv("IM_NODE");
     c.coord = getenv("IM_COORD");
     c.key = getenv("IM_KEY");
+    c.node_key = getenv("IM_NODE_KEY");
+    c.cluster = getenv("IM_CLUSTER");
     rv = parse(&c, argc, argv, &a, &help);
     if (help) {
         /* Help wins over any other problem on the line, as in git: the

@@ -2,7 +2,9 @@
 #include "client.h"
 
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,11 +72,69 @@ client_open(struct client *c, const char *url, const char *key_path,
     return rv;
 }
 
+static int
+node_pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
+{
+    const struct client *c = arg;
+    return sodium_memcmp(pk, c->node_pk, KEY_PUB_BYTES) == 0 ? 0
+                                                             : IM_EUNKNOWNKEY;
+}
+
+int
+client_open_secure(struct client *c, const char *url, const struct im_key *key,
+                   const uint8_t node_pk[KEY_PUB_BYTES],
+                   const uint8_t cluster_id[32], int timeout_ms,
+                   struct im_err *e)
+{
+    uint64_t deadline;
+    int rv;
+
+    memset(c, 0, sizeof *c);
+    c->key = *key;
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_TIMEOUT_MS_DEFAULT;
+    c->secure = 1;
+    memcpy(c->node_pk, node_pk, KEY_PUB_BYTES);
+    link_dial_init(&c->dial, "node", NULL, NULL);
+    if ((rv = link_dial_open(&c->dial, url, CHAN_PLAIN_MAX + LINK_DATA_OVERHEAD,
+                             c->timeout_ms, 100, 1000, e)) != 0) {
+        link_dial_fini(&c->dial);
+        if (rv == IM_EINVAL)
+            return im_errf(e, IM_EINVAL, "invalid node address '%s': use "
+                                         "tcp://HOST:PORT", url);
+        return rv;
+    }
+    /* The dial runs in the background: a node that is not there is
+     * reported once the timeout has passed without a connection. */
+    deadline = clock_mono_ms() + (uint64_t)c->timeout_ms;
+    while (atomic_load(&c->dial.pipes) == 0 && clock_mono_ms() < deadline)
+        nng_msleep(10);
+    if (atomic_load(&c->dial.pipes) == 0) {
+        link_dial_close(&c->dial);
+        link_dial_fini(&c->dial);
+        return im_errf(e, IM_EUNREACH, "cannot reach node at %s within %d ms",
+                       url, c->timeout_ms);
+    }
+    rv = link_dial_handshake(&c->dial, &c->key, cluster_id, node_pk,
+                             node_pinned, c, e);
+    if (rv != 0) {
+        link_dial_close(&c->dial);
+        link_dial_fini(&c->dial);
+        im_errwrap(e, "secure session with %s", url);
+        return rv;
+    }
+    c->open = 1;
+    return 0;
+}
+
 void
 client_close(struct client *c)
 {
-    if (c->open)
+    if (c->open && c->secure) {
+        link_dial_close(&c->dial);
+        link_dial_fini(&c->dial);
+    } else if (c->open) {
         nng_close(c->sock);
+    }
     c->open = 0;
     sodium_memzero(&c->key, sizeof c->key);
 }
@@ -136,6 +196,27 @@ client_call(struct client *c, Im__Op **ops, size_t n, Im__Response **resp_out,
 
     if ((rv = client_request_build(&c->key, ops, n, clock_wall_ms(), &msg, e)) != 0)
         return rv;
+    if (c->secure) {
+        nng_msg *rep = NULL;
+        uint8_t *plain;
+        size_t plain_size;
+        rv = link_dial_call(&c->dial, nng_msg_body(msg), nng_msg_len(msg), &rep,
+                            &plain, &plain_size, e);
+        nng_msg_free(msg);
+        if (rv != 0)
+            return rv == IM_ETIMEDOUT
+                       ? im_errf(e, IM_ETIMEDOUT,
+                                 "no answer from node within %d ms (the "
+                                 "request may or may not have been applied)",
+                                 c->timeout_ms)
+                       : rv;
+        resp = im__response__unpack(NULL, plain_size, plain);
+        nng_msg_free(rep);
+        if (resp == NULL)
+            return im_errf(e, IM_EPROTO, "node sent an undecodable reply");
+        *resp_out = resp;
+        return 0;
+    }
     if ((rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
         nng_msg_free(msg);
         return im_errf(e, from_nng(rv), "send to node: %s", nng_strerror(rv));

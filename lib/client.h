@@ -14,6 +14,7 @@
 #include "err.h"
 #include "im.pb-c.h"
 #include "keys.h"
+#include "link.h"
 
 #define CLIENT_TIMEOUT_MS_DEFAULT 15000
 
@@ -22,6 +23,10 @@ struct client {
     int open;
     struct im_key key;
     int timeout_ms;
+    /* A node on another host: a secure-channel session (node/remote.h). */
+    int secure;
+    struct link_dial dial;
+    uint8_t node_pk[KEY_PUB_BYTES];
 };
 
 /* Loads the key at key_path and connects to url. IM_EUNREACH if nothing
@@ -32,6 +37,17 @@ int client_open(struct client *c, const char *url, const char *key_path,
 /* Same, with a key already in memory. */
 int client_open_key(struct client *c, const char *url, const struct im_key *key,
                     struct im_err *e);
+
+/* Same, to a node's remote_listen address over the secure channel: the
+ * node must prove node_pk (its site key), and cluster_id must be its
+ * cluster's (config_cluster_id). IM_EUNREACH if nothing answers at url
+ * within timeout_ms; the channel's errors for a node that proves another
+ * key, refuses ours, or belongs to another cluster. */
+int client_open_secure(struct client *c, const char *url,
+                       const struct im_key *key,
+                       const uint8_t node_pk[KEY_PUB_BYTES],
+                       const uint8_t cluster_id[32], int timeout_ms,
+                       struct im_err *e);
 
 void client_close(struct client *c);
 

@@ -218,8 +218,10 @@ on_node(struct parser *p, const char *k, const char *v)
         return cluster_name(p, v);
     if (strcmp(k, "peer_listen") == 0)
         return copy_url(p, k, v, n->peer_listen);
+    if (strcmp(k, "remote_listen") == 0)
+        return copy_url(p, k, v, n->remote_listen);
     return perr(p, "unknown key '%s' in [node] (known: site, data, listen, "
-                   "key, map_size, cluster, peer_listen)", k);
+                   "key, map_size, cluster, peer_listen, remote_listen)", k);
 }
 
 static int
@@ -1040,7 +1042,30 @@ validate(struct parser *p)
     if (own == NULL)
         return perr(p, "[node] site %s has no [site %s] section with its "
                        "public key", c->node.site, c->node.site);
+    /* The API socket is signed but not encrypted: it stays on this host.
+     * Other hosts use remote_listen, over the secure channel. */
+    if (!config_url_is_local(c->node.listen))
+        return perr(p, "[node] listen %s is not a loopback or ipc:// address: "
+                       "the API there is not encrypted; keep it on loopback "
+                       "and set remote_listen for operators on other hosts "
+                       "(secure channel)", c->node.listen);
+    if (c->node.remote_listen[0] != '\0' &&
+        strcmp(c->node.remote_listen, c->node.listen) == 0)
+        return perr(p, "[node] remote_listen is the same address as listen");
     return validate_members(p);
+}
+
+int
+config_url_is_local(const char *url)
+{
+    static const char *const local[] = {
+        "ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
+        "tcp://[::1]:", "tcp4://127.", "tcp6://[::1]:",
+    };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(url, local[i], strlen(local[i])) == 0)
+            return 1;
+    return 0;
 }
 
 static int

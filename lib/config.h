@@ -8,6 +8,8 @@
  *   key = ams.key               relative paths are relative to this file
  *   cluster = acme-prod         cluster name (default incident-mesh)
  *   peer_listen = tcp://0.0.0.0:7500   (default: this site's peer address)
+ *   remote_listen = tcp://0.0.0.0:7403 the API for other hosts (encrypted);
+ *                               listen itself must be loopback or ipc://
  *
  *   [site AMS]                  every site of the cluster, with its pinned key
  *   name = Amsterdam
@@ -93,6 +95,9 @@ struct cfg_node {
     char cluster[CLUSTER_NAME_MAX + 1];
     /* Where to listen for peers; "" = this site's [site] peer address. */
     char peer_listen[URL_MAX + 1];
+    /* The API for operators on other hosts, over the secure channel
+     * (node/remote.h); "" = none. */
+    char remote_listen[URL_MAX + 1];
     int line;
 };
 
@@ -242,6 +247,10 @@ const struct cfg_site *config_site_by_key(const struct config *cfg,
 const struct cfg_site *config_site(const struct config *cfg, const char *code);
 
 const char *config_role_name(enum op_role role);
+
+/* 1 if url only accepts connections from this host (127.0.0.0/8, ::1,
+ * localhost, ipc://, inproc://). */
+int config_url_is_local(const char *url);
 
 /* The 32-byte cluster identity the secure channel binds every session to:
  * BLAKE2b-256("im-cluster-v1" NUL || cfg->node.cluster). */

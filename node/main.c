@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "peer.h"
+#include "remote.h"
 #include "store.h"
 
 static const char usage[] =
@@ -85,6 +86,7 @@ run_node(struct config *cfg, int dev)
     struct http_server http = {0};
     struct notifier notifier;
     struct coordlinks coord;
+    struct remote remote;
     sigset_t sigs;
     char tag[32];
     int sig = 0;
@@ -127,7 +129,12 @@ run_node(struct config *cfg, int dev)
         goto fail_api;
     if (coordlinks_start(&coord, cfg, &store, &site_key, &e) != 0)
         goto fail_http;
+    if (remote_start(&remote, cfg, &site_key, &e) != 0) {
+        coordlinks_stop(&coord);
+        goto fail_http;
+    }
     if (dev && devmode_announce(cfg, &e) != 0) {
+        remote_close(&remote);
         coordlinks_stop(&coord);
         goto fail_http;
     }
@@ -141,6 +148,7 @@ run_node(struct config *cfg, int dev)
     log_info("signal %d: stopping", sig);
     /* No new requests; finish the writes already taken (they become
      * durable even if the reply can no longer be sent); then free. */
+    remote_close(&remote);
     coordlinks_stop(&coord);
     http_close(&http);
     notify_stop(&notifier);

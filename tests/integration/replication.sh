@@ -92,6 +92,25 @@ expect "list --site at another site" 0 "NYC-3" ctl ams list --site NYC
 jq_check "peers shows connected links" "$(ctl ams peers --json)" \
     'all(.peers[]; .connected) and (.peers | length) == 2 and all(.peers[]; .bytes_out > 0)'
 
+# ---- the API for other hosts: secure channel only ---------------------
+R=$(jq -r '.sites[] | select(.code == "ams") | .node.remote' "$CL/cluster.json")
+PUB=$(jq -r '.sites[] | select(.code == "ams") | .node.pubkey' "$CL/cluster.json")
+NYCPUB=$(jq -r '.sites[] | select(.code == "nyc") | .node.pubkey' "$CL/cluster.json")
+CN=$(jq -r .cluster "$CL/cluster.json")
+rctl() { "$CTL" --node "$R" --key "$CL/keys/admin.key" --cluster "$CN" "$@"; }
+expect "remote API: ping over the secure channel" 0 "site:          AMS" rctl --node-key "$PUB" ping
+expect "remote API: a write over the secure channel" 0 "note added" rctl --node-key "$PUB" note AMS-1 "via the remote API"
+expect "remote API: the node must prove the pinned key" 1 "unexpected peer identity" rctl --node-key "$NYCPUB" ping
+expect "remote API: another cluster is refused" 1 "secure session" rctl --node-key "$PUB" --cluster other-cluster ping
+"$CTL" keygen --out "$TMP/stranger.key" >/dev/null
+expect "remote API: an operator the node does not pin is refused" 1 "secure session" \
+    "$CTL" --node "$R" --key "$TMP/stranger.key" --cluster "$CN" --node-key "$PUB" ping
+expect "remote API: plaintext is refused there" 1 "only encrypted sessions" "$CTL" --node "$R" --key "$CL/keys/admin.key" --timeout 2000 ping
+expect "a non-loopback node needs --node-key" 2 "not a loopback address" \
+    "$CTL" --node tcp://192.0.2.1:7400 --key "$CL/keys/admin.key" ping
+expect "--node-key must be a key" 2 "is not a public key" \
+    "$CTL" --node tcp://192.0.2.1:7400 --key "$CL/keys/admin.key" --node-key nope ping
+
 # ---- a site down while others write, then back ------------------------
 cluster stop sgp
 for i in 1 2 3 4 5; do
