@@ -504,7 +504,8 @@ node_connect(struct ctx *c)
         return IM_EINVAL;
     }
     if ((c->node_key != NULL && c->node_key[0] != '\0') ||
-        !config_url_is_local(c->node)) {
+        (strncmp(c->node, "tcp", 3) == 0 && strstr(c->node, "://") != NULL &&
+         !config_url_is_local(c->node))) {
         /* Another host: only over the secure channel, to the node whose
          * key we pin (node/remote.h). */
         struct config *cl;

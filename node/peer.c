@@ -267,7 +267,7 @@ session_alloc(struct peers *p, uint64_t now)
     for (int i = 0; i < PEER_SESSIONS_MAX; i++) {
         struct peer_srv_session *s = &p->sessions[i];
         if (s->state == 2 && now - s->last_ms > PEER_SESSION_IDLE_MS) {
-            chan_count_into(p->links[s->link].chan_rejected, &s->cs);
+            chan_count_into(p->links[s->link].srv_chan_rejected, &s->cs);
             session_free(s);
         }
         if (s->state == 1 && now - s->last_ms > PEER_PENDING_MS)
@@ -350,7 +350,7 @@ serve_hs3(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
      * old one (the peer restarted or timed out). */
     for (int i = 0; i < PEER_SESSIONS_MAX; i++)
         if (p->sessions[i].state == 2 && p->sessions[i].link == link) {
-            chan_count_into(p->links[link].chan_rejected, &p->sessions[i].cs);
+            chan_count_into(p->links[link].srv_chan_rejected, &p->sessions[i].cs);
             session_free(&p->sessions[i]);
         }
     s->cs = cs;
@@ -1075,6 +1075,9 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         if (p->sessions[i].state == 2)
             chan_count_into(out[p->sessions[i].link].chan_rejected,
                             &p->sessions[i].cs);
+    for (size_t i = 0; i < *count; i++)
+        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
+            out[i].chan_rejected[r] += p->links[i].srv_chan_rejected[r];
     pthread_mutex_unlock(&p->srv_mu);
 }
 

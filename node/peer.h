@@ -99,6 +99,8 @@ struct peer_link {
     uint64_t bytes_in, bytes_out, sessions;
     uint64_t chan_rejected[CHAN_REJECT_COUNT];      /* of ended sessions */
     uint64_t live_chan_rejected[CHAN_REJECT_COUNT]; /* of the dialled one */
+    /* Of its ended sessions on our listening side: under p->srv_mu. */
+    uint64_t srv_chan_rejected[CHAN_REJECT_COUNT];
     struct repl_counters srv_counters;   /* what it sent us on its link */
     uint64_t lag[PEER_LAG_SAMPLES];
     size_t lag_count, lag_next;
