@@ -79,61 +79,9 @@ append(struct jb *b, json_t *arr, json_t *value)
         b->failed = 1;
 }
 
-/* Length of the UTF-8 sequence starting at s (at most n bytes available),
- * or 0 if it is not a valid one. */
-static size_t
-utf8_seq(const char *s, size_t n)
-{
-    unsigned char c = (unsigned char)s[0];
-    size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-
-    if (len > n || text_utf8_valid(s, len) != 0)
-        return 0;
-    return len;
-}
-
-static json_t *
-jstr(const char *s)
-{
-    size_t n, used = 0;
-    char *copy;
-    json_t *j;
-
-    s = str(s);
-    n = strlen(s);
-    if (text_utf8_valid(s, n) == 0)
-        return json_stringn(s, n);
-    /* Each invalid byte becomes U+FFFD (3 bytes). */
-    copy = malloc(3 * n + 1);
-    if (copy == NULL)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq(s + i, n - i);
-        if (len == 0) {
-            memcpy(copy + used, "\xef\xbf\xbd", 3);
-            used += 3;
-            i++;
-        } else {
-            memcpy(copy + used, s + i, len);
-            used += len;
-            i += len;
-        }
-    }
-    j = json_stringn(copy, used);
-    free(copy);
-    return j;
-}
-
-static json_t *
-jtime(uint64_t ms)
-{
-    char t[CLOCK_RFC3339_MAX];
-
-    if (ms == 0)
-        return json_null();
-    clock_fmt_rfc3339(ms, t);
-    return json_string(t);
-}
+/* Strings and times as lib/incident_json.c writes them: one copy. */
+#define jstr incident_json_str
+#define jtime incident_json_time
 
 static json_t *
 juint(uint64_t v)
