@@ -13,18 +13,6 @@
 
 /* ---- shared ---- */
 
-static const char *const peer_reject_extra[] = {"unknown-session",
-                                                "bad-message"};
-
-const char *
-peer_reject_name(int reason)
-{
-    if (reason >= 0 && reason < CHAN_REJECT_COUNT)
-        return chan_reject_name(reason);
-    if (reason >= CHAN_REJECT_COUNT && reason < PEER_REJECT_COUNT)
-        return peer_reject_extra[reason - CHAN_REJECT_COUNT];
-    return "unknown";
-}
 
 static const uint8_t *
 site_key(void *arg, const char *origin)
@@ -40,6 +28,12 @@ link_of_pk(const struct peers *p, const uint8_t pk[KEY_PUB_BYTES])
         if (sodium_memcmp(p->links[i].site->pk, pk, KEY_PUB_BYTES) == 0)
             return (int)i;
     return -1;
+}
+
+static int
+link_index(void *arg, const uint8_t pk[KEY_PUB_BYTES])
+{
+    return link_of_pk(arg, pk);
 }
 
 /* A peer may be any configured site but ourselves. */
@@ -214,287 +208,40 @@ chan_count_into(uint64_t *dst, const struct chan_session *cs)
         dst[r] += st.rejected[r];
 }
 
-/* ---- the listening side ---- */
+/* ---- the listening side (lib/link.c serves sessions and framing) ---- */
 
-static nng_msg *
-err_msg(int code, const char *text)
+static const char *
+link_name(void *arg, int link)
 {
-    nng_msg *m;
-    uint8_t hdr[5];
-    uint32_t c = (uint32_t)-code;
-    hdr[0] = PEER_MSG_ERR;
-    hdr[1] = (uint8_t)(c >> 24);
-    hdr[2] = (uint8_t)(c >> 16);
-    hdr[3] = (uint8_t)(c >> 8);
-    hdr[4] = (uint8_t)c;
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, hdr, sizeof hdr) != 0 ||
-        nng_msg_append(m, text, strlen(text)) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
+    const struct peers *p = arg;
+    return link >= 0 && (size_t)link < p->links_count
+               ? p->links[link].site->code
+               : "?";
 }
 
-/* Under srv_mu. */
-static struct peer_srv_session *
-session_find(struct peers *p, const uint8_t *sid, int state)
+/* One replication request of the peer at link. */
+static int
+serve_repl(void *arg, int link, const uint8_t *plain, size_t plain_size,
+           uint8_t **reply, size_t *reply_size, struct im_err *e)
 {
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == state &&
-            memcmp(p->sessions[i].sid, sid, PEER_SID_BYTES) == 0)
-            return &p->sessions[i];
-    return NULL;
-}
-
-static void
-session_free(struct peer_srv_session *s)
-{
-    if (s->state == 1)
-        chan_hs_wipe(&s->hs);
-    if (s->state == 2)
-        chan_session_wipe(&s->cs);
-    memset(s, 0, sizeof *s);
-}
-
-/* Under srv_mu: a free slot, expiring idle sessions and, if still full,
- * the oldest pending handshake. */
-static struct peer_srv_session *
-session_alloc(struct peers *p, uint64_t now)
-{
-    struct peer_srv_session *oldest = NULL;
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++) {
-        struct peer_srv_session *s = &p->sessions[i];
-        if (s->state == 2 && now - s->last_ms > PEER_SESSION_IDLE_MS) {
-            chan_count_into(p->links[s->link].srv_chan_rejected, &s->cs);
-            session_free(s);
-        }
-        if (s->state == 1 && now - s->last_ms > PEER_PENDING_MS)
-            session_free(s);
-        if (s->state == 0)
-            return s;
-        if (s->state == 1 && (oldest == NULL || s->last_ms < oldest->last_ms))
-            oldest = s;
-    }
-    if (oldest != NULL)
-        session_free(oldest);
-    return oldest;
-}
-
-static nng_msg *
-serve_hs1(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct im_err e = {0};
-    uint8_t msg2[CHAN_HS_MSG_MAX], sid[PEER_SID_BYTES];
-    size_t msg2_size = sizeof msg2;
-    nng_msg *m;
-
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_alloc(p, now)) == NULL) {
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EBUSY, "too many handshakes in progress");
-    }
-    if (chan_hs_respond(&s->hs, p->key, p->cluster_id, body, size, msg2,
-                        &msg2_size, &e) != 0) {
-        p->rejected[s->hs.reject >= 0 ? s->hs.reject : CHAN_REJECT_MALFORMED]++;
-        memset(s, 0, sizeof *s);
-        pthread_mutex_unlock(&p->srv_mu);
-        log_debug("peer handshake refused: %s", im_errmsg(&e));
-        return err_msg(e.code, im_errmsg(&e));
-    }
-    s->state = 1;
-    s->last_ms = now;
-    randombytes_buf(s->sid, PEER_SID_BYTES);
-    memcpy(sid, s->sid, PEER_SID_BYTES); /* s may be reused once unlocked */
-    pthread_mutex_unlock(&p->srv_mu);
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, (uint8_t[]){PEER_MSG_HS2}, 1) != 0 ||
-        nng_msg_append(m, sid, PEER_SID_BYTES) != 0 ||
-        nng_msg_append(m, msg2, msg2_size) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static nng_msg *
-serve_hs3(struct peers *p, const uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct chan_session cs;
-    struct im_err e = {0};
-    nng_msg *m;
-    int link;
-
-    if (size < PEER_SID_BYTES)
-        return err_msg(IM_EPROTO, "malformed handshake message");
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_find(p, body, 1)) == NULL) {
-        p->rejected[PEER_REJECT_UNKNOWN_SESSION]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_ENOTFOUND, "no such handshake (expired?)");
-    }
-    if (chan_hs_finish_responder(&s->hs, body + PEER_SID_BYTES,
-                                 size - PEER_SID_BYTES, pinned, p, &cs, &e) != 0) {
-        p->rejected[s->hs.reject >= 0 ? s->hs.reject : CHAN_REJECT_MALFORMED]++;
-        memset(s, 0, sizeof *s);
-        pthread_mutex_unlock(&p->srv_mu);
-        log_warn("peer handshake refused: %s", im_errmsg(&e));
-        return err_msg(e.code, im_errmsg(&e));
-    }
-    link = link_of_pk(p, cs.peer_pk);
-    /* One live session per peer on this side: a new handshake replaces the
-     * old one (the peer restarted or timed out). */
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == 2 && p->sessions[i].link == link) {
-            chan_count_into(p->links[link].srv_chan_rejected, &p->sessions[i].cs);
-            session_free(&p->sessions[i]);
-        }
-    s->cs = cs;
-    s->state = 2;
-    s->link = link;
-    s->last_ms = now;
-    pthread_mutex_unlock(&p->srv_mu);
-    log_info("peer %s: session accepted", p->links[link].site->code);
-    if (nng_msg_alloc(&m, 0) != 0)
-        return NULL;
-    if (nng_msg_append(m, (uint8_t[]){PEER_MSG_HSOK}, 1) != 0 ||
-        nng_msg_append(m, body, PEER_SID_BYTES) != 0) {
-        nng_msg_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static nng_msg *
-serve_data(struct peers *p, uint8_t *body, size_t size, uint64_t now)
-{
-    struct peer_srv_session *s;
-    struct peer_link *l;
+    struct peers *p = arg;
+    struct peer_link *l = &p->links[link];
     struct repl_counters c = {0};
-    struct im_err e = {0};
-    uint8_t sid[PEER_SID_BYTES], *plain, *reply = NULL;
-    size_t plain_size, reply_size = 0;
-    nng_msg *m = NULL;
-    int link, rv;
+    int rv;
 
-    if (size < PEER_SID_BYTES)
-        return err_msg(IM_EPROTO, "malformed data message");
-    memcpy(sid, body, PEER_SID_BYTES);
-    pthread_mutex_lock(&p->srv_mu);
-    if ((s = session_find(p, sid, 2)) == NULL) {
-        p->rejected[PEER_REJECT_UNKNOWN_SESSION]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_ENOTFOUND, "no such session: handshake again");
-    }
-    rv = chan_open_inplace(&s->cs, clock_mono_ms(), body + PEER_SID_BYTES,
-                           size - PEER_SID_BYTES, &plain, &plain_size, &e);
-    if (rv != 0) {
-        /* Dropped and counted (chan_stats); the session stays for the
-         * genuine peer, whose next frame is fine. */
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(rv, "frame refused");
-    }
-    s->last_ms = now;
-    link = s->link;
-    pthread_mutex_unlock(&p->srv_mu);
-
-    l = &p->links[link];
     rv = repl_serve(&p->env, l->site->code, plain, plain_size, clock_wall_ms(),
-                    &c, &reply, &reply_size, &e);
+                    &c, reply, reply_size, e);
     pthread_mutex_lock(&l->mu);
-    l->bytes_in += size;
+    l->bytes_in += plain_size + LINK_DATA_OVERHEAD;
+    if (rv == 0)
+        l->bytes_out += *reply_size + LINK_DATA_OVERHEAD;
     l->srv_counters.events_in += c.events_in;
     for (int r = 0; r < REPL_R_COUNT; r++)
         l->srv_counters.ranges_rejected[r] += c.ranges_rejected[r];
     pthread_mutex_unlock(&l->mu);
-    if (rv != 0) {
-        log_warn("peer %s: %s", l->site->code, im_errmsg(&e));
-        return err_msg(rv, im_errmsg(&e));
-    }
-    pthread_mutex_lock(&p->srv_mu);
-    /* The session may have been replaced while we served: answer under the
-     * one we opened with, if it is still there. */
-    s = session_find(p, sid, 2);
-    if (s != NULL)
-        rv = seal_msg(&s->cs, sid, reply, reply_size, &m, &e);
-    pthread_mutex_unlock(&p->srv_mu);
-    free(reply);
-    if (s == NULL)
-        return err_msg(IM_ENOTFOUND, "session replaced: handshake again");
     if (rv != 0)
-        return err_msg(rv, im_errmsg(&e));
-    pthread_mutex_lock(&l->mu);
-    l->bytes_out += nng_msg_len(m);
-    pthread_mutex_unlock(&l->mu);
-    return m;
-}
-
-static nng_msg *
-serve(struct peers *p, nng_msg *req)
-{
-    uint8_t *body = nng_msg_body(req);
-    size_t size = nng_msg_len(req);
-    uint64_t now = clock_mono_ms();
-
-    if (size < 1) {
-        pthread_mutex_lock(&p->srv_mu);
-        p->rejected[PEER_REJECT_BAD_MESSAGE]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EPROTO, "empty message");
-    }
-    switch (body[0]) {
-    case PEER_MSG_HS1: return serve_hs1(p, body + 1, size - 1, now);
-    case PEER_MSG_HS3: return serve_hs3(p, body + 1, size - 1, now);
-    case PEER_MSG_DATA: return serve_data(p, body + 1, size - 1, now);
-    default:
-        pthread_mutex_lock(&p->srv_mu);
-        p->rejected[PEER_REJECT_BAD_MESSAGE]++;
-        pthread_mutex_unlock(&p->srv_mu);
-        return err_msg(IM_EPROTO, "unknown message kind");
-    }
-}
-
-static void *
-worker_main(void *arg)
-{
-    struct peers *p = arg;
-    nng_ctx ctx;
-    nng_aio *aio;
-
-    if (nng_ctx_open(&ctx, p->srv) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        log_error("peer: cannot start a server worker");
-        return NULL;
-    }
-    for (;;) {
-        nng_msg *req, *rep;
-        nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
-        if (nng_aio_result(aio) != 0) {
-            if (nng_aio_result(aio) == NNG_ECLOSED)
-                break;
-            continue;
-        }
-        req = nng_aio_get_msg(aio);
-        rep = serve(p, req);
-        nng_msg_free(req);
-        if (rep == NULL)
-            continue; /* out of memory: the requester times out */
-        nng_aio_set_msg(aio, rep);
-        nng_ctx_send(ctx, aio);
-        nng_aio_wait(aio);
-        if (nng_aio_result(aio) != 0) {
-            nng_msg_free(rep);
-            if (nng_aio_result(aio) == NNG_ECLOSED)
-                break;
-        }
-    }
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
-    return NULL;
+        log_warn("peer %s: %s", l->site->code, im_errmsg(e));
+    return rv;
 }
 
 /* ---- the dialling side ---- */
@@ -636,7 +383,7 @@ link_step(struct peer_link *l, int *idle, struct im_err *e)
     struct peers *p = l->p;
     uint8_t *req = NULL, *plain;
     size_t req_size = 0, plain_size;
-    nng_msg *m, *rep = NULL;
+    nng_msg *m = NULL, *rep = NULL;
     uint64_t now = clock_wall_ms();
     const uint8_t *b;
     int rv;
@@ -903,24 +650,26 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
         return 0; /* a single-site cluster: nothing to replicate */
 
     if (listen[0] != '\0') {
-        if ((rv = nng_rep0_open(&p->srv)) != 0) {
-            rv = from_nng(rv, e, "open peer listener");
+        struct link_server_cfg sc = {
+            .what = "peer",
+            .key = key,
+            .peers_count = p->links_count,
+            .peer_of = link_index,
+            .peer_name = link_name,
+            .serve = serve_repl,
+            .other = NULL,
+            .arg = p,
+            .recv_max = PEER_WIRE_MAX,
+            .workers = PEER_SERVER_WORKERS,
+        };
+        memcpy(sc.cluster_id, p->cluster_id, sizeof sc.cluster_id);
+        if ((rv = link_server_start(&p->srv, listen, &sc, e)) != 0) {
+            im_errwrap(e, "listen for peers on %s", listen);
             goto fail;
         }
-        p->srv_open = 1;
-        nng_socket_set_size(p->srv, NNG_OPT_RECVMAXSZ, PEER_WIRE_MAX);
-        if ((rv = nng_listen(p->srv, listen, NULL, 0)) != 0) {
-            rv = from_nng(rv, e, "listen for peers");
-            im_errwrap(e, "%s", listen);
-            goto fail;
-        }
-        for (int i = 0; i < PEER_SERVER_WORKERS; i++) {
-            if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
-                rv = im_errf(e, IM_ENOMEM, "start peer workers");
-                goto fail;
-            }
-            p->workers_started++;
-        }
+        pthread_mutex_lock(&p->srv_mu);
+        p->srv_started = 1;
+        pthread_mutex_unlock(&p->srv_mu);
     } else {
         log_warn("site %s has no peer address: peers cannot reach it; it "
                  "still dials them", cfg->node.site);
@@ -985,24 +734,23 @@ peers_close(struct peers *p)
         if (open)
             nng_close(sock);
     }
-    if (p->srv_open)
-        nng_close(p->srv);
+    /* The listener's counters outlive it (peers_status until peers_fini):
+     * keep its last ones. Its workers take no lock of ours. */
+    pthread_mutex_lock(&p->srv_mu);
+    if (p->srv_started) {
+        link_server_counters(&p->srv, p->srv_chan_rejected, p->rejected);
+        link_server_close(&p->srv);
+        p->srv_started = 0;
+    }
+    pthread_mutex_unlock(&p->srv_mu);
     for (size_t i = 0; i < p->links_count; i++)
         if (p->links[i].thread_started)
             pthread_join(p->links[i].thread, NULL);
-    for (int i = 0; i < p->workers_started; i++)
-        pthread_join(p->workers[i], NULL);
-    pthread_mutex_lock(&p->srv_mu);
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        session_free(&p->sessions[i]);
-    pthread_mutex_unlock(&p->srv_mu);
     /* Links stay readable (peers_status) until peers_fini. */
     for (size_t i = 0; i < p->links_count; i++) {
         p->links[i].sock_open = 0;
         p->links[i].thread_started = 0;
     }
-    p->srv_open = 0;
-    p->workers_started = 0;
 }
 
 void
@@ -1028,9 +776,6 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
              uint64_t *node_rejected)
 {
     *count = 0;
-    pthread_mutex_lock(&p->srv_mu);
-    memcpy(node_rejected, p->rejected, sizeof p->rejected);
-    pthread_mutex_unlock(&p->srv_mu);
     for (size_t i = 0; i < p->links_count; i++) {
         struct peer_link *l = &p->links[i];
         struct peer_status *st = &out[(*count)++];
@@ -1069,15 +814,20 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         snprintf(st->error, sizeof st->error, "%s", l->error);
         pthread_mutex_unlock(&l->mu);
     }
-    /* Live sessions on the listening side count toward their peer. */
+    /* The listening side's sessions count toward their peer. */
     pthread_mutex_lock(&p->srv_mu);
-    for (int i = 0; i < PEER_SESSIONS_MAX; i++)
-        if (p->sessions[i].state == 2)
-            chan_count_into(out[p->sessions[i].link].chan_rejected,
-                            &p->sessions[i].cs);
-    for (size_t i = 0; i < *count; i++)
-        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
-            out[i].chan_rejected[r] += p->links[i].srv_chan_rejected[r];
+    memcpy(node_rejected, p->rejected, sizeof p->rejected);
+    {
+        uint64_t (*per)[CHAN_REJECT_COUNT] = p->srv_started ? calloc(SITES_MAX, sizeof *per)
+                                                            : p->srv_chan_rejected;
+        if (p->srv_started && per != NULL)
+            link_server_counters(&p->srv, per, node_rejected);
+        for (size_t i = 0; per != NULL && i < *count; i++)
+            for (int r = 0; r < CHAN_REJECT_COUNT; r++)
+                out[i].chan_rejected[r] += per[i][r];
+        if (p->srv_started)
+            free(per);
+    }
     pthread_mutex_unlock(&p->srv_mu);
 }
 

@@ -5,8 +5,9 @@
  * each side drives its own pushes and pulls (node/repl.h) and a link that
  * is down one way still works the other. Every exchange runs inside a
  * secure-channel session (lib/chan.h) authenticated by both sites' pinned
- * keys; the framing of handshake and data messages on the NNG sockets is in
- * docs/protocol-replication.md.
+ * keys; the framing of handshake and data messages on the NNG sockets is
+ * lib/link.h's (docs/protocol-replication.md). The listening side is a
+ * lib/link.c server.
  *
  * Threads: one per dialled peer (handshake, then push what the peer lacks
  * as soon as a commit wakes it, else pull once a second), and
@@ -23,6 +24,7 @@
 #include "chan.h"
 #include "commit.h"
 #include "config.h"
+#include "link.h"
 #include "repl.h"
 #include "store.h"
 
@@ -51,27 +53,19 @@
  * table 6). A fresh dial every PEER_CONNECT_MS_MAX bounds that wait. */
 #define PEER_CONNECT_MS_MAX 2000
 
-/* Sessions the listening side keeps: one per dialling peer, plus pending
- * handshakes; the oldest pending one is dropped when full. Idle sessions
- * expire after PEER_SESSION_IDLE_MS. */
-#define PEER_SESSIONS_MAX (2 * SITES_MAX + 16)
-#define PEER_SESSION_IDLE_MS (10 * 60 * 1000)
-#define PEER_PENDING_MS 10000
-
 /* Lag samples kept per link for the p99. */
 #define PEER_LAG_SAMPLES 512
 
-/* Transport message kinds (first byte of every NNG message). */
-enum peer_msg {
-    PEER_MSG_HS1 = 1,   /* req: chan msg1 */
-    PEER_MSG_HS2 = 2,   /* rep: sid[8] chan msg2 */
-    PEER_MSG_HS3 = 3,   /* req: sid[8] chan msg3 */
-    PEER_MSG_HSOK = 4,  /* rep: sid[8] */
-    PEER_MSG_DATA = 5,  /* req/rep: sid[8] chan frame */
-    PEER_MSG_ERR = 6,   /* rep: code[4, BE, negated] text: session refused */
-};
-#define PEER_SID_BYTES 8
-#define PEER_WIRE_MAX (1 + PEER_SID_BYTES + CHAN_OVERHEAD + REPL_MSG_SIZE_MAX)
+/* The transport framing is lib/link.h's (the dialling side below still
+ * drives it by hand, for its redial and counting rules). */
+#define PEER_MSG_HS1 LINK_MSG_HS1
+#define PEER_MSG_HS2 LINK_MSG_HS2
+#define PEER_MSG_HS3 LINK_MSG_HS3
+#define PEER_MSG_HSOK LINK_MSG_HSOK
+#define PEER_MSG_DATA LINK_MSG_DATA
+#define PEER_MSG_ERR LINK_MSG_ERR
+#define PEER_SID_BYTES LINK_SID_BYTES
+#define PEER_WIRE_MAX (LINK_DATA_OVERHEAD + REPL_MSG_SIZE_MAX)
 _Static_assert(REPL_MSG_SIZE_MAX <= CHAN_PLAIN_MAX,
                "a replication message fits one frame");
 
@@ -99,8 +93,6 @@ struct peer_link {
     uint64_t bytes_in, bytes_out, sessions;
     uint64_t chan_rejected[CHAN_REJECT_COUNT];      /* of ended sessions */
     uint64_t live_chan_rejected[CHAN_REJECT_COUNT]; /* of the dialled one */
-    /* Of its ended sessions on our listening side: under p->srv_mu. */
-    uint64_t srv_chan_rejected[CHAN_REJECT_COUNT];
     struct repl_counters srv_counters;   /* what it sent us on its link */
     uint64_t lag[PEER_LAG_SAMPLES];
     size_t lag_count, lag_next;
@@ -121,20 +113,9 @@ struct peer_status {
 };
 
 /* Reasons a frame or handshake is refused on the listening side before a
- * peer is known: the channel's own, plus these. */
-#define PEER_REJECT_UNKNOWN_SESSION CHAN_REJECT_COUNT
-#define PEER_REJECT_BAD_MESSAGE (CHAN_REJECT_COUNT + 1)
-#define PEER_REJECT_COUNT (CHAN_REJECT_COUNT + 2)
-const char *peer_reject_name(int reason);
-
-struct peer_srv_session {
-    int state;                  /* 0 free, 1 handshake pending, 2 live */
-    uint8_t sid[PEER_SID_BYTES];
-    struct chan_hs hs;
-    struct chan_session cs;
-    int link;                   /* index of the peer's link */
-    uint64_t last_ms;
-};
+ * peer is known: lib/link.h's. */
+#define PEER_REJECT_COUNT LINK_REJECT_COUNT
+#define peer_reject_name link_reject_name
 
 struct peers {
     const struct config *cfg;
@@ -144,15 +125,13 @@ struct peers {
     uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES];
     struct repl_env env;
 
-    nng_socket srv;
-    int srv_open;
-    pthread_t workers[PEER_SERVER_WORKERS];
-    int workers_started;
-    /* The listening side's sessions and node-wide rejections: under srv_mu
-     * (which also serialises their crypto). */
+    /* The listening side (lib/link.c). srv_mu guards srv_started, and the
+     * listener's last counters, kept once it is closed. */
+    struct link_server srv;
     pthread_mutex_t srv_mu;
-    struct peer_srv_session sessions[PEER_SESSIONS_MAX];
+    int srv_started;
     uint64_t rejected[PEER_REJECT_COUNT];
+    uint64_t srv_chan_rejected[SITES_MAX][CHAN_REJECT_COUNT];
 
     struct peer_link links[SITES_MAX];
     size_t links_count;
