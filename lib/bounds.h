@@ -187,6 +187,11 @@ _Static_assert(RESOLUTION_CODE_MAX + RESOLUTION_NOTES_MAX + REASON_MAX +
 
 /* A notification id ("<origin>/<seq>/<channel>") and its rules list. */
 #define NOTIFY_ID_MAX (SITE_CODE_MAX + 1 + 20 + 1 + INTEGRATION_NAME_MAX)
+
+/* An escalation page's notice id, "<incident>/<n>" (Escalated.notice), and
+ * its text (the coordinator's sentence; coord/escalate.h writes <= 512). */
+#define NOTICE_ID_MAX (INCIDENT_ID_MAX + 1 + 20)
+#define PAGE_TEXT_MAX 1024
 #define NOTIFY_RULES_TEXT_MAX 128
 
 /* Specific errors reported for one bad request, and the length of each. */

@@ -37,7 +37,8 @@
     X(IM_ECRYPTO, "cryptographic failure")                             \
     X(IM_EAUTH, "authentication failed")                                \
     X(IM_EREPLAY, "replayed or stale frame")                           \
-    X(IM_ENOTLEADER, "not the coordinator leader")
+    X(IM_ENOTLEADER, "not the coordinator leader")                     \
+    X(IM_ENOLEASE, "no owner lease")
 
 enum im_err_index {
 #define IM_ERR_INDEX_(name, msg) name##_INDEX_,

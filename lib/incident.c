@@ -504,6 +504,16 @@ notified_check(const Im__NotificationSent *n, struct im_err *e)
     return 0;
 }
 
+static int
+escalated_check(const Im__Escalated *p, struct im_err *e)
+{
+    TRY(text_check(p->notice, NOTICE_ID_MAX, TEXT_LINE, 1, "page notice", e));
+    TRY(site_check(p->site, "page site", e));
+    TRY(text_check(p->person, PERSON_MAX, TEXT_LINE, 0, "paged person", e));
+    TRY(text_check(p->text, PAGE_TEXT_MAX, TEXT_MULTILINE, 0, "page text", e));
+    return 0;
+}
+
 /* The sub-message of the body's kind, or NULL (a hand-built message with
  * the case set but no payload). */
 static const void *
@@ -522,6 +532,7 @@ body_payload(const Im__Body *b)
     case IM__BODY__KIND_ALERT: return b->alert;
     case IM__BODY__KIND_ALERT_RESOLVED: return b->alert_resolved;
     case IM__BODY__KIND_NOTIFIED: return b->notified;
+    case IM__BODY__KIND_ESCALATED: return b->escalated;
     default: return NULL;
     }
 }
@@ -536,7 +547,7 @@ incident_body_check(const Im__Body *b, struct im_err *e)
     if (body_payload(b) == NULL)
         return im_errf(
             e, IM_EINVAL, "event body kind %d is %s", (int)b->kind_case,
-            (int)b->kind_case > IM__BODY__KIND_MAJOR ? "unknown" : "empty");
+            (int)b->kind_case > IM__BODY__KIND_ESCALATED ? "unknown" : "empty");
     switch (b->kind_case) {
     case IM__BODY__KIND_OPENED: return opened_check(b->opened, e);
     case IM__BODY__KIND_TRANSITION: return transition_check(b->transition, e);
@@ -557,6 +568,7 @@ incident_body_check(const Im__Body *b, struct im_err *e)
     case IM__BODY__KIND_ALERT_RESOLVED:
         return alert_resolved_check(b->alert_resolved, e);
     case IM__BODY__KIND_NOTIFIED: return notified_check(b->notified, e);
+    case IM__BODY__KIND_ESCALATED: return escalated_check(b->escalated, e);
     default: return im_errf(e, IM_EINVAL, "unknown body kind");
     }
 }
@@ -948,7 +960,8 @@ apply_event(struct incident *inc, const Im__Event *ev, struct im_err *e)
      * node/alerts.c and node/notify.c). */
     case IM__BODY__KIND_ALERT:
     case IM__BODY__KIND_ALERT_RESOLVED:
-    case IM__BODY__KIND_NOTIFIED: rv = 0; break;
+    case IM__BODY__KIND_NOTIFIED:
+    case IM__BODY__KIND_ESCALATED: rv = 0; break;
     default: ENSURE(!"kind checked by incident_body_check");
     }
 done:
@@ -1350,6 +1363,16 @@ incident_event_describe(const Im__Event *ev, char kind[TIMELINE_KIND_MAX],
                         b->notified->attempts);
         line_reason(&l, b->notified->detail);
         break;
+    case IM__BODY__KIND_ESCALATED: {
+        const Im__Escalated *p = b->escalated;
+        snprintf(kind, TIMELINE_KIND_MAX, "paged");
+        line_printf(&l, "page to %s at %s",
+                    str(p->person)[0] ? p->person : "(nobody on call)", p->site);
+        if (p->level > 0)
+            line_printf(&l, " (level %u, run %u)", p->level, p->run);
+        line_reason(&l, p->text);
+        break;
+    }
     default: ENSURE(!"kind checked by incident_body_check");
     }
     line_finish(&l);

@@ -145,7 +145,7 @@ int incident_event_after_last(const struct incident *inc, const Im__Event *ev);
 /* One timeline line for an event: kind ("opened", "acknowledged", "note",
  * "update", "assigned", "role", "set", "owner", "major", "started", "held",
  * "resolved", "closed", "reopened", "cancelled", "alert", "alert_resolved",
- * "notified"; "transition" for a move to
+ * "notified", "paged"; "transition" for a move to
  * new, "invalid" for a body that fails incident_body_check) and a human
  * summary, cut with "..." at a character boundary to fit text_size. A move
  * to in_progress is "reopened" when its Transition.from is resolved. */

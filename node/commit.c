@@ -19,6 +19,7 @@ is_refusal(int code)
     case IM_ETOOBIG:
     case IM_ESTATE:
     case IM_ESTALE:
+    case IM_ENOLEASE:
     case IM_ENOTFOUND:
     case IM_EDENIED:
     case IM_EEXIST:
@@ -71,6 +72,47 @@ int
 commit_is_refusal(int code)
 {
     return is_refusal(code);
+}
+
+struct run_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void
+run_done(struct commit_req *r)
+{
+    struct run_waiter *w = r->arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int
+commit_run(struct committer *c, const char *actor,
+           int (*step)(struct commit_step *, void *), void *arg)
+{
+    struct run_waiter w = {.done = 0};
+    struct commit_op op = {.step = step, .step_arg = arg};
+    struct commit_req req = {
+        .actor = actor, .ops = &op, .ops_count = 1, .done = run_done, .arg = &w};
+    int rv;
+
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    if ((rv = commit_submit(c, &req)) == 0) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rv = op.code;
+        free(op.result);
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return rv;
 }
 
 int

@@ -97,6 +97,12 @@ struct commit_step {
 int commit_append(struct commit_step *cs, const char *incident, Im__Body *body,
                   char id_out[INCIDENT_ID_MAX + 1], struct im_err *e);
 
+/* Runs one step through c from a thread that may block, and waits for its
+ * commit: 0 once what the step wrote is durable, else the failure
+ * (IM_EBUSY, IM_ECLOSED, or the transaction's). */
+int commit_run(struct committer *c, const char *actor,
+               int (*step)(struct commit_step *, void *), void *arg);
+
 /* 1 if code is a refusal of one event (the transaction goes on). */
 int commit_is_refusal(int code);
 

@@ -1,6 +1,7 @@
 /* coordlink: see coordlink.h. */
 #include "coordlink.h"
 
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,12 @@
 
 /* The coordinator we dial must prove its pinned key; any pinned replica
  * key is acceptable to the channel's pinned check. */
+static const char *
+str_or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
 static int
 coord_pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
 {
@@ -25,6 +32,14 @@ struct summary_acc {
     const char *site;
 };
 
+/* 1 if id is "<site>-<n>": the site originated it. */
+static int
+originated(const char *id, const char *site)
+{
+    size_t n = strlen(site);
+    return strncmp(id, site, n) == 0 && id[n] == '-';
+}
+
 static int
 on_incident(void *arg, const Im__Incident *inc)
 {
@@ -32,6 +47,9 @@ on_incident(void *arg, const Im__Incident *inc)
     Im__IncidentSummary *s;
     int owned = inc->owner != NULL && strcmp(inc->owner->site, a->site) == 0;
 
+    /* What this site speaks for: what it raised and what it owns. */
+    if (!owned && !originated(inc->id, a->site))
+        return 0;
     a->open++;
     a->owned += owned;
     if (a->count == COORD_HEARTBEAT_INCIDENTS_MAX)
@@ -50,6 +68,38 @@ on_incident(void *arg, const Im__Incident *inc)
     return 0;
 }
 
+/* The notice ids of the pages (Escalated events) a major incident's log
+ * holds: the coordinator repeats a page until it sees its id here. */
+static int
+summary_notices(MDB_txn *txn, struct store *st, Im__IncidentSummary *s,
+                struct im_err *e)
+{
+    Im__Event **events = NULL;
+    size_t n = 0, k = 0;
+    int rv;
+
+    if ((rv = store_incident_events(txn, st, s->id, &events, &n, e)) != 0)
+        return rv;
+    for (size_t i = 0; i < n; i++)
+        if (events[i]->body != NULL &&
+            events[i]->body->kind_case == IM__BODY__KIND_ESCALATED)
+            k++;
+    if (k > 0 && (s->notices = calloc(k, sizeof *s->notices)) == NULL)
+        rv = im_errf(e, IM_ENOMEM, "out of memory");
+    for (size_t i = 0; rv == 0 && i < n; i++) {
+        if (events[i]->body == NULL ||
+            events[i]->body->kind_case != IM__BODY__KIND_ESCALATED)
+            continue;
+        if ((s->notices[s->n_notices] =
+                 strdup(str_or_empty(events[i]->body->escalated->notice))) == NULL)
+            rv = im_errf(e, IM_ENOMEM, "out of memory");
+        else
+            s->n_notices++;
+    }
+    store_events_free(events, n);
+    return rv;
+}
+
 static void
 summaries_free(struct summary_acc *a)
 {
@@ -57,6 +107,9 @@ summaries_free(struct summary_acc *a)
         free(a->items[i].id);
         free(a->items[i].service);
         free(a->items[i].owner_site);
+        for (size_t k = 0; k < a->items[i].n_notices; k++)
+            free(a->items[i].notices[k]);
+        free(a->items[i].notices);
     }
     free(a->items);
 }
@@ -68,7 +121,7 @@ heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
 {
     struct coordlinks *c = l->all;
     struct summary_acc acc = {.site = c->cfg->node.site};
-    struct store_list_query q = {.site = c->cfg->node.site};
+    struct store_list_query q = {.site = NULL}; /* open ones, any origin */
     Im__CoordRequest req = IM__COORD_REQUEST__INIT;
     Im__Heartbeat hb = IM__HEARTBEAT__INIT;
     Im__IncidentSummary **ptrs = NULL;
@@ -82,6 +135,9 @@ heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
     if ((rv = store_read_begin(c->store, &txn, e)) != 0)
         goto out;
     rv = store_list(txn, c->store, &q, on_incident, &acc, &matched, e);
+    for (size_t i = 0; rv == 0 && i < acc.count; i++)
+        if (acc.items[i].major)
+            rv = summary_notices(txn, c->store, &acc.items[i], e);
     store_read_end(txn);
     if (rv != 0)
         goto out;
@@ -110,6 +166,180 @@ out:
     free(ptrs);
     summaries_free(&acc);
     return rv;
+}
+
+/* ---- recording what the leader decided ---- */
+
+struct reply_job {
+    struct coordlinks *c;
+    const Im__HeartbeatReply *h;
+    struct incident *inc; /* scratch */
+    size_t recorded;      /* events appended by the last run */
+};
+
+/* A refusal of one record is logged and skipped; anything else fails the
+ * transaction (the next heartbeat brings the same decisions again). */
+static int
+record(struct commit_step *cs, struct reply_job *j, const char *incident,
+       Im__Body *body, const char *what)
+{
+    struct im_err e = {0};
+    int rv = commit_append(cs, incident, body, NULL, &e);
+
+    if (rv == 0) {
+        j->recorded++;
+        return 0;
+    }
+    if (!commit_is_refusal(rv))
+        return rv;
+    log_warn("coordinator %s for %s not recorded: %s", what, incident,
+             im_errmsg(&e));
+    return 0;
+}
+
+/* The incident, if this node holds it yet (replication may lag behind the
+ * coordinator: the next heartbeat tries again). 1 found, 0 not, or < 0. */
+static int
+known(struct commit_step *cs, struct reply_job *j, const char *id)
+{
+    struct im_err e = {0};
+    int rv = store_incident_get(cs->t->txn, cs->t->s, id, j->inc, &e);
+    if (rv == IM_ENOTFOUND || rv == IM_EINVAL)
+        return 0;
+    return rv == 0 ? 1 : rv;
+}
+
+/* 1 if the incident's log holds the page with this notice id. */
+static int
+page_recorded(struct commit_step *cs, const char *id, const char *notice,
+              int *found)
+{
+    Im__Event **events = NULL;
+    size_t n = 0;
+    struct im_err e = {0};
+    int rv = store_incident_events(cs->t->txn, cs->t->s, id, &events, &n, &e);
+
+    *found = 0;
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        if (events[i]->body != NULL &&
+            events[i]->body->kind_case == IM__BODY__KIND_ESCALATED &&
+            strcmp(str_or_empty(events[i]->body->escalated->notice), notice) == 0)
+            *found = 1;
+    store_events_free(events, n);
+    return rv;
+}
+
+static int
+reply_step(struct commit_step *cs, void *arg)
+{
+    struct reply_job *j = arg;
+    const Im__HeartbeatReply *h = j->h;
+    const char *site = j->c->cfg->node.site;
+    int rv;
+
+    j->recorded = 0;
+    /* Assignments: the owner site and the origin record a decision newer
+     * than the one their log holds (OwnerAssigned; the fold takes the
+     * largest token). Both learn of it first-hand, so the log says who
+     * owns even when the other is cut off; replication brings it to
+     * everyone else. */
+    for (size_t i = 0; i < h->n_assignments; i++) {
+        const Im__Assignment *a = h->assignments[i];
+        Im__Body body = IM__BODY__INIT;
+        Im__OwnerAssigned o = IM__OWNER_ASSIGNED__INIT;
+
+        if (a == NULL || a->incident == NULL || a->token == 0)
+            continue;
+        if ((rv = known(cs, j, a->incident)) <= 0) {
+            if (rv < 0)
+                return rv;
+            continue;
+        }
+        if (j->inc->owner_token >= a->token)
+            continue;
+        if (strcmp(str_or_empty(a->owner_site), site) != 0 &&
+            strcmp(j->inc->origin_site, site) != 0 &&
+            strcmp(j->inc->owner_site, site) != 0)
+            continue;
+        o.site = a->owner_site;
+        o.manager = a->manager;
+        o.token = a->token;
+        o.reason = a->reason;
+        body.kind_case = IM__BODY__KIND_OWNER;
+        body.owner = &o;
+        if ((rv = record(cs, j, a->incident, &body, "assignment")) != 0)
+            return rv;
+    }
+    /* Major incidents that name this site: record the declaration once. */
+    for (size_t i = 0; i < h->n_majors; i++) {
+        const Im__MajorNotice *m = h->majors[i];
+        Im__Body body = IM__BODY__INIT;
+        Im__MajorDeclared md = IM__MAJOR_DECLARED__INIT;
+
+        if (m == NULL || m->incident == NULL)
+            continue;
+        if ((rv = known(cs, j, m->incident)) <= 0) {
+            if (rv < 0)
+                return rv;
+            continue;
+        }
+        if (j->inc->major)
+            continue;
+        md.major = 1;
+        md.reason = m->reason;
+        md.affects = m->affects;
+        md.n_affects = m->n_affects;
+        body.kind_case = IM__BODY__KIND_MAJOR;
+        body.major = &md;
+        if ((rv = record(cs, j, m->incident, &body, "major declaration")) != 0)
+            return rv;
+    }
+    /* Pages for this site's team: record each once (the notifier sends
+     * them through this site's [notify] channels). */
+    for (size_t i = 0; i < h->n_escalations; i++) {
+        const Im__EscalationNotice *n = h->escalations[i];
+        Im__Body body = IM__BODY__INIT;
+        int found;
+
+        if (n == NULL || n->incident == NULL || n->page == NULL ||
+            strcmp(str_or_empty(n->page->site), site) != 0)
+            continue;
+        if ((rv = known(cs, j, n->incident)) <= 0) {
+            if (rv < 0)
+                return rv;
+            continue;
+        }
+        if ((rv = page_recorded(cs, n->incident, str_or_empty(n->page->notice),
+                                &found)) != 0)
+            return rv;
+        if (found)
+            continue;
+        body.kind_case = IM__BODY__KIND_ESCALATED;
+        body.escalated = n->page;
+        if ((rv = record(cs, j, n->incident, &body, "page")) != 0)
+            return rv;
+    }
+    return 0;
+}
+
+/* Records in the log what a leader's reply decided for this site. */
+static void
+reply_record(struct coordlink *l, const Im__HeartbeatReply *h)
+{
+    struct reply_job j = {.c = l->all, .h = h};
+    int rv;
+
+    if (!h->leader ||
+        h->n_assignments + h->n_majors + h->n_escalations == 0)
+        return;
+    if ((j.inc = malloc(sizeof *j.inc)) == NULL)
+        return;
+    rv = commit_run(l->all->commit, "coordinator", reply_step, &j);
+    if (rv != 0 && rv != IM_ECLOSED)
+        log_warn("coordinator %s: recording its decisions failed: %s (retried "
+                 "with the next heartbeat)",
+                 l->coord->id, im_strerror(rv));
+    free(j.inc);
 }
 
 /* One heartbeat and its reply. */
@@ -161,6 +391,8 @@ heartbeat(struct coordlink *l, struct im_err *e)
         }
     }
     pthread_mutex_unlock(&c->mu);
+    if (r->heartbeat != NULL)
+        reply_record(l, r->heartbeat);
     im__coord_reply__free_unpacked(r, NULL);
     return 0;
 }
@@ -227,21 +459,30 @@ link_main(void *arg)
     return NULL;
 }
 
-int
-coordlinks_start(struct coordlinks *c, const struct config *cfg,
-                 struct store *store, const struct im_key *key,
-                 struct im_err *e)
+void
+coordlinks_init(struct coordlinks *c, const struct config *cfg,
+                struct store *store, struct committer *commit,
+                const struct im_key *key)
 {
-    int rv;
-
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->cfg = cfg;
     c->store = store;
+    c->commit = commit;
     c->key = key;
     c->lease_ms = COORD_LEASE_MS_DEFAULT;
     config_cluster_id(cfg, c->cluster_id);
+    store->owner_gate = coordlinks_owner_gate;
+    store->owner_gate_arg = c;
+}
+
+int
+coordlinks_start(struct coordlinks *c, struct im_err *e)
+{
+    const struct config *cfg = c->cfg;
+    int rv;
+
     for (size_t i = 0; i < cfg->coordinators_count; i++) {
         struct coordlink *l = &c->links[c->links_count++];
         l->all = c;
@@ -280,9 +521,15 @@ coordlinks_stop(struct coordlinks *c)
     for (size_t i = 0; i < c->links_count; i++) {
         if (c->links[i].thread_started)
             pthread_join(c->links[i].thread, NULL);
+        c->links[i].thread_started = 0;
         link_dial_fini(&c->links[i].dial);
     }
     c->links_count = 0;
+}
+
+void
+coordlinks_fini(struct coordlinks *c)
+{
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }
@@ -295,4 +542,36 @@ coordlinks_lease_held(struct coordlinks *c)
     held = c->lease_until_mono_ms > clock_mono_ms();
     pthread_mutex_unlock(&c->mu);
     return held;
+}
+
+int
+coordlinks_owner_gate(void *arg, const struct incident *inc, struct im_err *e)
+{
+    struct coordlinks *c = arg;
+    uint64_t until, now;
+
+    /* Without a coordinator, and for an incident no coordinator has
+     * assigned yet, the site acts on its provisional ownership
+     * (DESIGN.md §5: a node that reaches no coordinator keeps working). */
+    if (c->cfg->coordinators_count == 0 || inc->owner_token == 0)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    until = c->lease_until_mono_ms;
+    pthread_mutex_unlock(&c->mu);
+    now = clock_mono_ms();
+    if (until > now)
+        return 0;
+    if (until == 0)
+        return im_errf(e, IM_ENOLEASE,
+                       "%s: no coordinator leader has granted site %s a lease "
+                       "since this node started, so it cannot act as the "
+                       "owner yet (owner token %" PRIu64 "); notes are "
+                       "accepted",
+                       inc->id, c->cfg->node.site, inc->owner_token);
+    return im_errf(e, IM_ENOLEASE,
+                   "%s: site %s's coordinator lease expired %" PRIu64
+                   " ms ago; its incidents may have moved to another site, so "
+                   "owner-only actions wait until a coordinator leader renews "
+                   "the lease (`imctl sites` shows it); notes are accepted",
+                   inc->id, c->cfg->node.site, now - until);
 }

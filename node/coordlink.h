@@ -11,15 +11,29 @@
  * network delay nor the coordinator's clock can stretch it.
  *
  * A node without [coordinator] sections runs without a coordinator: its
- * incidents stay provisionally owned by their origin. What the node does
- * with the lease and the assignments (owner tokens, fencing its own owner
- * actions) is not wired yet: coordlink only keeps them for status. */
+ * incidents stay provisionally owned by their origin.
+ *
+ * What the leader's reply decides is recorded in the log, in one
+ * transaction per reply, each only once: assignments that name this site
+ * as owner or origin and are newer than the log's (OwnerAssigned), major
+ * incidents that name it (MajorDeclared, if its copy is not major yet),
+ * and pages for its team (Escalated, by notice id). An incident this node
+ * does not hold yet (replication behind the coordinator) is left for the
+ * next heartbeat.
+ *
+ * The lease fences the site's owner-only actions: coordlinks_owner_gate,
+ * the store's owner gate, refuses them on a coordinator-assigned incident
+ * (owner token > 0) once the lease has lapsed by this node's clock; the
+ * notifier asks the same gate before sending. The coordinator moves a
+ * site's incidents only after that lease has surely expired, so at most
+ * one site acts as owner at a time (docs/ownership.md "Fencing"). */
 #ifndef IM_COORDLINK_H
 #define IM_COORDLINK_H
 
 #include <pthread.h>
 #include <stdint.h>
 
+#include "commit.h"
 #include "config.h"
 #include "link.h"
 #include "store.h"
@@ -49,6 +63,7 @@ struct coordlink {
 struct coordlinks {
     const struct config *cfg;
     struct store *store;
+    struct committer *commit;
     const struct im_key *key;
     uint8_t cluster_id[CHAN_CLUSTER_ID_BYTES];
     struct coordlink links[COORDINATORS_MAX];
@@ -63,12 +78,28 @@ struct coordlinks {
     uint64_t term; /* of the leader that granted it */
 };
 
+/* Prepares c and installs the owner gate on store: call before writes
+ * start. Everything passed is borrowed until coordlinks_fini. */
+void coordlinks_init(struct coordlinks *c, const struct config *cfg,
+                     struct store *store, struct committer *commit,
+                     const struct im_key *key);
+
 /* Starts one thread per configured coordinator (none: returns 0 and does
- * nothing). Everything passed is borrowed until coordlinks_stop. */
-int coordlinks_start(struct coordlinks *c, const struct config *cfg,
-                     struct store *store, const struct im_key *key,
-                     struct im_err *e);
+ * nothing). The committer must be running. */
+int coordlinks_start(struct coordlinks *c, struct im_err *e);
+
+/* Stops the threads (before the committer stops: they write through it). */
 void coordlinks_stop(struct coordlinks *c);
+
+/* Frees c, after the committer stopped (its thread calls the gate). */
+void coordlinks_fini(struct coordlinks *c);
+
+/* The store's owner gate (store_owner_gate_fn); arg is the coordlinks.
+ * 0 if the site may act as owner of inc now: no coordinator configured,
+ * an incident no coordinator assigned yet (owner token 0: provisional),
+ * or a live lease. IM_ENOLEASE otherwise, saying since when. */
+int coordlinks_owner_gate(void *arg, const struct incident *inc,
+                          struct im_err *e);
 
 /* 1 if the site holds a live lease now. */
 int coordlinks_lease_held(struct coordlinks *c);

@@ -130,6 +130,8 @@ http_status_of(int code)
     case IM_ESTALE:
     case IM_EEXIST: return 409;
     case IM_EBUSY: return 429;
+    /* IM_ENOLEASE: this site may own the incident again once a coordinator
+     * renews its lease; a sender's retry is the right answer. */
     default: return 503; /* store full, disk full, I/O, closing: retry */
     }
 }

@@ -111,6 +111,8 @@ run_node(struct config *cfg, int dev)
     notify_init(&notifier, cfg, &store, &commit, &metrics);
     store.derive = notify_derive;
     store.derive_arg = &notifier;
+    /* The owner gate (the coordinator lease) too. */
+    coordlinks_init(&coord, cfg, &store, &commit, &site_key);
     peers_init(&peers);
     if (commit_start_with(&commit, &store, &site_key, peers_notify, &peers,
                           &e) != 0)
@@ -127,7 +129,7 @@ run_node(struct config *cfg, int dev)
     if (cfg->http.listen[0] != '\0' &&
         http_start(&http, cfg, &store, &commit, &metrics, &e) != 0)
         goto fail_api;
-    if (coordlinks_start(&coord, cfg, &store, &site_key, &e) != 0)
+    if (coordlinks_start(&coord, &e) != 0)
         goto fail_http;
     if (remote_start(&remote, cfg, &site_key, &e) != 0) {
         coordlinks_stop(&coord);
@@ -155,6 +157,7 @@ run_node(struct config *cfg, int dev)
     api_close(&api);
     peers_close(&peers);
     commit_stop(&commit);
+    coordlinks_fini(&coord);
     api_free(&api);
     http_free(&http);
     peers_fini(&peers);
@@ -183,6 +186,7 @@ fail_commit:
     commit_stop(&commit);
     peers_fini(&peers);
 fail_store:
+    coordlinks_fini(&coord);
     store_close(&store);
 fail:
     sodium_memzero(&site_key, sizeof site_key);

@@ -62,6 +62,9 @@ notify_match(const struct cfg_notify *ch, const struct incident *before,
     if (after->state == IM__STATE__STATE_RESOLVED &&
         before->state != IM__STATE__STATE_RESOLVED)
         r |= 1u << NOTIFY_RESOLVED;
+    /* A page of the coordinator's escalation ladder. */
+    if (ev->body->kind_case == IM__BODY__KIND_ESCALATED)
+        r |= 1u << NOTIFY_ESCALATION;
     return r & ch->rules;
 }
 
@@ -84,11 +87,17 @@ notify_rules_text(unsigned rules, char *out, size_t out_size)
 }
 
 int
-notify_may_send(const struct incident *inc, const char *site)
+notify_may_send(const struct incident *inc, const char *sender,
+                const char *site)
 {
+    if (inc->id[0] == '\0')
+        return 0;
+    /* A page goes out from the site whose team it pages. */
+    if (sender != NULL && sender[0] != '\0')
+        return strcmp(sender, site) == 0;
     /* The owner site acts under the token the incident records for it:
      * 0 while provisional, the coordinator's token once assigned. */
-    return inc->id[0] != '\0' && strcmp(inc->owner_site, site) == 0;
+    return strcmp(inc->owner_site, site) == 0;
 }
 
 uint64_t
@@ -203,6 +212,19 @@ payload(const struct cfg_notify *ch, const char *id, const char *rules,
     json_object_set_new(je, "text", incident_json_str(text));
     json_object_set_new(je, "actor", incident_json_str(ev->actor));
     json_object_set_new(je, "at", incident_json_time(HLC_MS(ev->hlc)));
+    if (ev->body->kind_case == IM__BODY__KIND_ESCALATED) {
+        const Im__Escalated *p = ev->body->escalated;
+        json_t *jp = json_object();
+        if (jp == NULL)
+            goto out;
+        json_object_set_new(jp, "person", incident_json_str(p->person));
+        json_object_set_new(jp, "site", incident_json_str(p->site));
+        json_object_set_new(jp, "level", json_integer(p->level));
+        json_object_set_new(jp, "run", json_integer(p->run));
+        json_object_set_new(jp, "text", incident_json_str(p->text));
+        json_object_set_new(jp, "notice", incident_json_str(p->notice));
+        json_object_set_new(je, "page", jp);
+    }
     json_object_set_new(j, "event", je);
     je = NULL;
     out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -250,6 +272,8 @@ notify_derive(void *arg, struct store_txn *t, const struct incident *before,
         entry.incident = (char *)after->id;
         entry.channel = (char *)ch->name;
         entry.rules = rtext;
+        if (ev->body->kind_case == IM__BODY__KIND_ESCALATED)
+            entry.sender = (char *)str(ev->origin);
         entry.payload = payload(ch, id, rtext, after, ev);
         if (entry.payload == NULL)
             return im_errf(e, IM_ENOMEM, "notification %s: out of memory", id);
@@ -472,51 +496,6 @@ outcome_step(struct commit_step *cs, void *arg)
     return rv;
 }
 
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-};
-
-static void
-waiter_done(struct commit_req *r)
-{
-    struct waiter *w = r->arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Runs one step through the committer and waits for its commit. */
-static int
-commit_wait(struct notifier *n, int (*step)(struct commit_step *, void *),
-            void *arg)
-{
-    struct waiter w = {.done = 0};
-    struct commit_op op = {.step = step, .step_arg = arg};
-    struct commit_req req = {.actor = "notify",
-                             .ops = &op,
-                             .ops_count = 1,
-                             .done = waiter_done,
-                             .arg = &w};
-    int rv;
-
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    if ((rv = commit_submit(n->commit, &req)) == 0) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        rv = op.code;
-        free(op.result);
-    }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.mu);
-    return rv;
-}
-
 /* ---- the pass ---- */
 
 static int
@@ -573,8 +552,10 @@ collect_due(struct notifier *n, uint64_t now, Im__OutboxEntry **due)
     return count;
 }
 
+/* The site sends if it is the sender (notify_may_send) and the owner gate
+ * (the coordinator lease, node/coordlink.c) lets it act now. */
 static int
-may_send(struct notifier *n, const char *id)
+may_send(struct notifier *n, const Im__OutboxEntry *entry)
 {
     struct incident *inc = malloc(sizeof *inc);
     struct im_err e = {0};
@@ -582,9 +563,12 @@ may_send(struct notifier *n, const char *id)
     int ok = 0;
 
     if (inc != NULL && store_read_begin(n->store, &txn, &e) == 0) {
-        if (store_incident_get(txn, n->store, id, inc, &e) == 0)
-            ok = notify_may_send(inc, n->store->site);
+        if (store_incident_get(txn, n->store, entry->incident, inc, &e) == 0)
+            ok = notify_may_send(inc, entry->sender, n->store->site);
         store_read_end(txn);
+        if (ok && n->store->owner_gate != NULL &&
+            n->store->owner_gate(n->store->owner_gate_arg, inc, &e) != 0)
+            ok = 0;
     }
     free(inc);
     return ok;
@@ -617,7 +601,7 @@ notify_run_once(struct notifier *n)
         pthread_mutex_unlock(&n->mu);
         if (stopping)
             break;
-        if (!may_send(n, entry->incident)) {
+        if (!may_send(n, entry)) {
             atomic_fetch_add(&n->not_owner, 1);
             continue;
         }
@@ -655,7 +639,7 @@ notify_run_once(struct notifier *n)
         }
         job.final = o != RETRY;
         job.delivered = o == DELIVERED;
-        rv = commit_wait(n, outcome_step, &job);
+        rv = commit_run(n->commit, "notify", outcome_step, &job);
         if (rv != 0) {
             log_warn("notify: %s: recording the outcome failed (%s); pausing "
                      "%d ms",

@@ -57,12 +57,15 @@ unsigned notify_match(const struct cfg_notify *ch,
 /* "new_p1,major" */
 void notify_rules_text(unsigned rules, char *out, size_t out_size);
 
-/* May this node send notifications for inc now? Only the owning site,
- * under the owner token it holds. Today the origin site holds its
- * incidents provisionally (token 0) and a coordinator-assigned owner
- * holds the token of its OwnerAssigned event; when the coordinator issues
- * leases, this is where "and the lease is live" is added. */
-int notify_may_send(const struct incident *inc, const char *site);
+/* Is `site` the one to send a notification about inc? A page of the
+ * escalation ladder (sender: the paged site, from its Escalated event) is
+ * sent by that site; everything else by the owning site, under the owner
+ * token it holds (0 while provisional, the coordinator's token once
+ * assigned). The notifier also asks the store's owner gate (the
+ * coordinator lease) before sending: a site whose lease lapsed sends
+ * nothing, since its incidents may be another site's by now. */
+int notify_may_send(const struct incident *inc, const char *sender,
+                    const char *site);
 
 /* Delay before attempt n+1 after n failed attempts: backoff_ms * 2^(n-1),
  * capped at NOTIFY_BACKOFF_MS_MAX. */

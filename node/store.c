@@ -15,6 +15,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include "alerts.h"
 #include <stdarg.h>
@@ -710,8 +711,27 @@ store_append_local(struct store_txn *t, Im__Event *ev, struct hlc *clk,
         goto out;
     }
     ev->origin = s->site;
-    /* A node acts under the owner token it holds; if another site owns the
-     * incident, token 0 makes the fold refuse owner-only actions. */
+    /* A node acts under the owner token it holds, and only as the owner
+     * (DESIGN.md §5): another site's incident refuses owner-only actions
+     * here, and this site's own only while the owner gate (the
+     * coordinator lease) lets it. The fold would refuse the first too; the
+     * message here says where to act instead. */
+    if (!is_open && incident_body_owner_only(ev->body)) {
+        if (strcmp(old->owner_site, s->site) != 0) {
+            rv = im_errf(e, IM_ESTALE,
+                         "%s is owned by %s (token %" PRIu64 "%s%s): "
+                         "acknowledge, transitions, assignment and public "
+                         "updates are taken there, or after `imctl "
+                         "reassign`; notes are accepted at every site",
+                         old->id, old->owner_site, old->owner_token,
+                         old->owner_manager[0] ? ", manager " : "",
+                         old->owner_manager);
+            goto out;
+        }
+        if (s->owner_gate != NULL &&
+            (rv = s->owner_gate(s->owner_gate_arg, old, e)) != 0)
+            goto out;
+    }
     if (!is_open)
         ev->owner_token = strcmp(old->owner_site, s->site) == 0 ? old->owner_token : 0;
     ev->seq = head.seq + 1;

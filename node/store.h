@@ -52,12 +52,21 @@ typedef int (*store_derive_fn)(void *arg, struct store_txn *t,
                                const struct incident *after,
                                const Im__Event *ev, struct im_err *e);
 
+/* The owner gate (node/coordlink.c): may this site act as the owner of
+ * inc now? Called for every local owner-only event on an incident this
+ * site owns; 0 lets it through, a refusal (IM_ENOLEASE) with e saying why
+ * writes nothing. */
+typedef int (*store_owner_gate_fn)(void *arg, const struct incident *inc,
+                                   struct im_err *e);
+
 struct store {
     MDB_env *env;
     MDB_dbi events, heads, checkpoints, inc_events, incidents, idx, meta;
     MDB_dbi alerts, alert_pending, outbox;
     store_derive_fn derive;         /* NULL: none; set before writes start */
     void *derive_arg;
+    store_owner_gate_fn owner_gate; /* NULL: none; set before writes start */
+    void *owner_gate_arg;
     char site[SITE_CODE_MAX + 1];
     char dir[PATH_MAX_IM + 1];
     uint64_t map_size;

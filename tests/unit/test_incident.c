@@ -1676,6 +1676,45 @@ fill_every_field(struct incident *inc)
     inc->last_seq = 12;
 }
 
+/* A page from the coordinator's escalation: checked, accepted at any
+ * state by any site, described, changes nothing. */
+TEST(escalated_pages)
+{
+    struct incident inc, before;
+    struct tev t;
+    struct im_err e;
+    Im__Escalated p = IM__ESCALATED__INIT;
+    char kind[TIMELINE_KIND_MAX], text[TIMELINE_TEXT_MAX];
+
+    REQUIRE(open_incident(&inc, HIGH, HIGH, 0, &e) == 0);
+    tev_init(&t, "NYC", "AMS-1", 0);
+    t.body.kind_case = IM__BODY__KIND_ESCALATED;
+    t.body.escalated = &p;
+    CHECK(incident_body_check(&t.body, &e) == IM_EINVAL);
+    CHECK_EQ_STR(e.msg, "page notice is required");
+    p.notice = "AMS-1/3";
+    p.site = "nyc";
+    CHECK(incident_body_check(&t.body, &e) == IM_EINVAL);
+    CHECK(strstr(e.msg, "page site is not a site code") != NULL);
+    p.site = "NYC";
+    p.person = "bob";
+    p.level = 2;
+    p.run = 1;
+    p.text = "not acknowledged by site manager of AMS within 5m";
+    CHECK(incident_body_check(&t.body, &e) == 0);
+    before = inc;
+    CHECK(incident_apply(&inc, &t.ev, &e) == 0);
+    CHECK_EQ_INT(inc.state, before.state);
+    CHECK_EQ_STR(inc.owner_site, before.owner_site);
+    incident_event_describe(&t.ev, kind, text, sizeof text);
+    CHECK_EQ_STR(kind, "paged");
+    CHECK_EQ_STR(text, "page to bob at NYC (level 2, run 1): not acknowledged "
+                       "by site manager of AMS within 5m");
+    t.body.escalated = NULL;
+    CHECK(incident_body_check(&t.body, &e) == IM_EINVAL);
+    CHECK(strstr(e.msg, "is empty") != NULL);
+}
+
 TEST(pb_round_trip)
 {
     static struct incident inc, out, before;
@@ -1739,4 +1778,5 @@ TEST_MAIN(RUN(priority_matrix); RUN(names); RUN(transitions_all_pairs);
           RUN(body_check_kinds); RUN(invalid_body_refused_by_apply);
           RUN(describe); RUN(describe_truncates_on_characters);
           RUN(fold_basics); RUN(fold_permutation_invariant);
-          RUN(fold_comparison_detects_differences); RUN(pb_round_trip))
+          RUN(fold_comparison_detects_differences); RUN(escalated_pages);
+          RUN(pb_round_trip))

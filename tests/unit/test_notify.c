@@ -80,9 +80,29 @@ TEST(rules)
                       sizeof text);
     CHECK_EQ_STR(text, "new_p1,resolved");
     /* Only the owning site sends. */
-    CHECK(notify_may_send(p1, "AMS"));
-    CHECK(!notify_may_send(moved, "AMS"));
-    CHECK(!notify_may_send(none, "AMS"));
+    CHECK(notify_may_send(p1, "", "AMS"));
+    CHECK(!notify_may_send(moved, "", "AMS"));
+    CHECK(!notify_may_send(none, "", "AMS"));
+    /* A page goes out from the paged site, owner or not. */
+    CHECK(notify_may_send(moved, "AMS", "AMS"));
+    CHECK(!notify_may_send(p1, "NYC", "AMS"));
+    CHECK(!notify_may_send(none, "AMS", "AMS"));
+    {
+        Im__Body pb = IM__BODY__INIT;
+        Im__Escalated pg = IM__ESCALATED__INIT;
+        Im__Event pev = IM__EVENT__INIT;
+        pg.notice = "AMS-1/1";
+        pg.site = "AMS";
+        pg.person = "carla";
+        pb.kind_case = IM__BODY__KIND_ESCALATED;
+        pb.escalated = &pg;
+        pev.body = &pb;
+        ch.rules = 1u << NOTIFY_ESCALATION;
+        ch.service[0] = '\0';
+        CHECK_EQ_INT(notify_match(&ch, p1, p1, &pev), 1u << NOTIFY_ESCALATION);
+        ch.rules = 1u << NOTIFY_MAJOR;
+        CHECK_EQ_INT(notify_match(&ch, p1, p1, &pev), 0);
+    }
     free(none);
     free(p1);
     free(p2);

@@ -161,6 +161,78 @@ TEST(refusal_writes_nothing)
     store_close(&s);
 }
 
+/* A gate that refuses, like node/coordlink.c's when the lease lapsed. */
+static int gate_calls;
+static int
+gate_refuse(void *arg, const struct incident *inc, struct im_err *e)
+{
+    (void)arg;
+    gate_calls++;
+    return im_errf(e, IM_ENOLEASE, "%s: no lease", inc->id);
+}
+
+/* Owner-only actions: refused at another site's incident (naming the
+ * owner), refused by the owner gate at our own, and nothing written by
+ * either; notes pass everywhere, and the gate is not asked for them. */
+TEST(owner_only_actions_are_fenced)
+{
+    char dir[256], id[INCIDENT_ID_MAX + 1];
+    struct store s;
+    struct hlc clk = {0};
+    struct im_err e = {0};
+    Im__Opened o;
+    Im__Body b, tb, nb, ob;
+    Im__Transition tr = IM__TRANSITION__INIT;
+    Im__Note note = IM__NOTE__INIT;
+    Im__OwnerAssigned own = IM__OWNER_ASSIGNED__INIT;
+    struct store_head head;
+    MDB_txn *txn;
+
+    new_dir(dir, sizeof dir);
+    REQUIRE(store_open(&s, dir, "AMS", MAP_SIZE_DEFAULT, &e) == 0);
+    REQUIRE(append(&s, &clk, NULL, body_open("t", &o, &b), id, &e) == 0);
+    im__body__init(&tb);
+    tb.kind_case = IM__BODY__KIND_TRANSITION;
+    tr.to = IM__STATE__STATE_ACKNOWLEDGED;
+    tb.transition = &tr;
+    im__body__init(&nb);
+    nb.kind_case = IM__BODY__KIND_NOTE;
+    note.text = "looking";
+    nb.note = &note;
+    im__body__init(&ob);
+    ob.kind_case = IM__BODY__KIND_OWNER;
+    own.site = "AMS";
+    own.manager = "carla";
+    own.token = 7;
+    ob.owner = &own;
+
+    s.owner_gate = gate_refuse;
+    /* Provisional ownership (token 0) asks the gate too: the gate decides. */
+    CHECK_EQ_INT(append(&s, &clk, id, &tb, NULL, &e), IM_ENOLEASE);
+    CHECK_EQ_INT(gate_calls, 1);
+    CHECK_EQ_INT(append(&s, &clk, id, &nb, NULL, &e), 0);
+    CHECK_EQ_INT(append(&s, &clk, id, &ob, NULL, &e), 0);
+    CHECK_EQ_INT(gate_calls, 1);
+    CHECK_EQ_INT(append(&s, &clk, id, &tb, NULL, &e), IM_ENOLEASE);
+    s.owner_gate = NULL;
+    CHECK_EQ_INT(append(&s, &clk, id, &tb, NULL, &e), 0);
+    /* Another site owns it now: refused here, whoever the gate is. */
+    own.site = "NYC";
+    own.manager = "bob";
+    own.token = 9;
+    CHECK_EQ_INT(append(&s, &clk, id, &ob, NULL, &e), 0);
+    tr.to = IM__STATE__STATE_IN_PROGRESS;
+    CHECK_EQ_INT(append(&s, &clk, id, &tb, NULL, &e), IM_ESTALE);
+    CHECK(strstr(e.msg, "is owned by NYC (token 9, manager bob)") != NULL);
+    CHECK_EQ_INT(append(&s, &clk, id, &nb, NULL, &e), 0);
+    REQUIRE(store_read_begin(&s, &txn, &e) == 0);
+    CHECK(store_head_get(txn, &s, "AMS", &head) == 0);
+    CHECK_EQ_INT(head.seq, 6); /* open, note, owner, ack, owner, note */
+    store_read_end(txn);
+    CHECK(check_ok(&s) == 0);
+    store_close(&s);
+}
+
 TEST(map_full_is_an_error_and_nothing_durable)
 {
     char dir[256], id[INCIDENT_ID_MAX + 1], title[TITLE_MAX + 1];
@@ -489,7 +561,7 @@ setup(void)
 }
 
 TEST_MAIN(if (setup() != 0) return 1; RUN(append_get_chain); RUN(indexes_follow_changes);
-          RUN(refusal_writes_nothing);
+          RUN(refusal_writes_nothing); RUN(owner_only_actions_are_fenced);
           RUN(map_full_is_an_error_and_nothing_durable);
           RUN(reopen_continues_chain_and_clock);
           RUN(check_detects_tampering); RUN(group_commit_concurrent))
