@@ -6,9 +6,12 @@ depends on the path:
   /flaky/N        500 for the first N requests to this path, then 200
   /down           500 always
   /reject         400 always
-Usage: receiver.py PORTFILE LOG   (binds a free loopback port, writes it)"""
+  /gate/NAME      503 while the file LOG.closed exists, then 200
+Usage: receiver.py PORTFILE LOG [ADDRESS]
+  (binds a free port on ADDRESS, default 127.0.0.1, and writes it)"""
 import http.server
 import json
+import os
 import sys
 import threading
 import time
@@ -25,11 +28,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             seen[self.path] = seen.get(self.path, 0) + 1
             count = seen[self.path]
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"t": time.time(), "path": self.path,
-                                    "key": self.headers.get("Idempotency-Key"),
-                                    "type": self.headers.get("Content-Type"),
-                                    "body": body}) + "\n")
         status = 200
         if self.path.startswith("/flaky/"):
             status = 500 if count <= int(self.path.split("/")[2]) else 200
@@ -37,6 +35,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status = 500
         elif self.path == "/reject":
             status = 400
+        elif self.path.startswith("/gate/"):
+            status = 503 if os.path.exists(log_path + ".closed") else 200
+        with lock:
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"t": time.time(), "path": self.path,
+                                    "key": self.headers.get("Idempotency-Key"),
+                                    "type": self.headers.get("Content-Type"),
+                                    "status": status, "body": body}) + "\n")
         self.send_response(status)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -46,9 +52,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+address = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+srv = http.server.ThreadingHTTPServer((address, 0), Handler)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
-import os
 os.rename(port_file + ".tmp", port_file)
 srv.serve_forever()
