@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 /* The coordinator we dial must prove its pinned key; any pinned replica
  * key is acceptable to the channel's pinned check. */
@@ -190,6 +191,7 @@ record(struct commit_step *cs, struct reply_job *j, const char *incident,
         j->recorded++;
         return 0;
     }
+    atomic_fetch_add(&j->c->refused, 1);
     if (!commit_is_refusal(rv))
         return rv;
     log_warn("coordinator %s for %s not recorded: %s", what, incident,
@@ -335,6 +337,8 @@ reply_record(struct coordlink *l, const Im__HeartbeatReply *h)
     if ((j.inc = malloc(sizeof *j.inc)) == NULL)
         return;
     rv = commit_run(l->all->commit, "coordinator", reply_step, &j);
+    if (rv == 0)
+        atomic_fetch_add(&l->all->recorded, j.recorded);
     if (rv != 0 && rv != IM_ECLOSED)
         log_warn("coordinator %s: recording its decisions failed: %s (retried "
                  "with the next heartbeat)",
@@ -524,7 +528,9 @@ coordlinks_stop(struct coordlinks *c)
         c->links[i].thread_started = 0;
         link_dial_fini(&c->links[i].dial);
     }
+    pthread_mutex_lock(&c->mu);
     c->links_count = 0;
+    pthread_mutex_unlock(&c->mu);
 }
 
 void
@@ -574,4 +580,54 @@ coordlinks_owner_gate(void *arg, const struct incident *inc, struct im_err *e)
                    "owner-only actions wait until a coordinator leader renews "
                    "the lease (`imctl sites` shows it); notes are accepted",
                    inc->id, c->cfg->node.site, now - until);
+}
+
+void
+coordlinks_metrics(void *arg, struct metrics_out *o)
+{
+    struct coordlinks *c = arg;
+    uint64_t now = clock_mono_ms(), until;
+    struct {
+        char id[COORD_ID_MAX + 1];
+        int connected, leader;
+    } st[COORDINATORS_MAX];
+    size_t n;
+
+    pthread_mutex_lock(&c->mu);
+    until = c->lease_until_mono_ms;
+    n = c->links_count;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(st[i].id, sizeof st[i].id, "%s", c->links[i].coord->id);
+        st[i].connected = c->links[i].connected;
+        st[i].leader = c->links[i].leader;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (c->cfg->coordinators_count == 0)
+        return;
+    metrics_family(o, "im_coord_lease_held", "gauge",
+                   "1 while the site holds a live coordinator lease (it may "
+                   "act as owner of assigned incidents).");
+    metrics_sample(o, "im_coord_lease_held", until > now, NULL);
+    metrics_family(o, "im_coord_lease_remaining_ms", "gauge",
+                   "Milliseconds left on the site lease by this node's clock.");
+    metrics_sample(o, "im_coord_lease_remaining_ms", until > now ? until - now : 0,
+                   NULL);
+    metrics_family(o, "im_coord_replica_up", "gauge",
+                   "1 if the last heartbeat to the coordinator replica was "
+                   "answered.");
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(o, "im_coord_replica_up", (uint64_t)st[i].connected,
+                       "replica", st[i].id, NULL);
+    metrics_family(o, "im_coord_replica_leader", "gauge",
+                   "1 if the replica said it leads in its last reply.");
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(o, "im_coord_replica_leader", (uint64_t)st[i].leader,
+                       "replica", st[i].id, NULL);
+    metrics_family(o, "im_coord_recorded_total", "counter",
+                   "Events recorded from the leader's decisions (assignments, "
+                   "major declarations, pages).");
+    metrics_sample(o, "im_coord_recorded_total", atomic_load(&c->recorded), NULL);
+    metrics_family(o, "im_coord_refused_total", "counter",
+                   "Decisions of the leader the fold refused to record.");
+    metrics_sample(o, "im_coord_refused_total", atomic_load(&c->refused), NULL);
 }

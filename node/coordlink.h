@@ -31,6 +31,7 @@
 #define IM_COORDLINK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "commit.h"
@@ -76,6 +77,7 @@ struct coordlinks {
     uint64_t lease_ms;
     uint64_t lease_until_mono_ms;
     uint64_t term; /* of the leader that granted it */
+    _Atomic uint64_t recorded, refused; /* decisions recorded / refused */
 };
 
 /* Prepares c and installs the owner gate on store: call before writes
@@ -103,5 +105,10 @@ int coordlinks_owner_gate(void *arg, const struct incident *inc,
 
 /* 1 if the site holds a live lease now. */
 int coordlinks_lease_held(struct coordlinks *c);
+
+/* /metrics: lease held and remaining, each replica up and leading,
+ * decisions recorded (metrics_collect_fn; arg is the coordlinks). */
+struct metrics_out;
+void coordlinks_metrics(void *arg, struct metrics_out *o);
 
 #endif

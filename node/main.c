@@ -131,6 +131,7 @@ run_node(struct config *cfg, int dev)
         goto fail_api;
     if (coordlinks_start(&coord, &e) != 0)
         goto fail_http;
+    metrics_register(&metrics, coordlinks_metrics, &coord);
     if (remote_start(&remote, cfg, &site_key, &e) != 0) {
         coordlinks_stop(&coord);
         goto fail_http;

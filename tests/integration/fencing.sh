@@ -165,6 +165,8 @@ echo "measured: SGP-1 failed over to $X $(($(date +%s%3N) - T_CUT)) ms after the
 jq_check "the failover's reason names SGP" "$(gctl owner SGP-1 --json)" '.reason | test("SGP")'
 while [ $(($(date +%s%3N) - T_CUT)) -lt $((LEASE_S * 1000 + 500)) ]; do sleep 0.1; done
 expect "SGP's owner-only action after its lease lapsed is refused" 1 "lease expired" ctl sgp start SGP-1
+m=$(ip netns exec "$NS" curl -s "http://127.0.0.1:$((B + 22))/metrics")
+grep -q '^im_coord_lease_held 0$' <<<"$m" && ok || bad "SGP's /metrics does not show its lease lapsed: $(grep im_coord_lease <<<"$m")"
 expect "SGP's note after its lease lapsed is accepted" 0 "note added" ctl sgp note SGP-1 "isolated: lease gone, still watching"
 x_owns() { [[ $(owner_at "$X" SGP-1) == "$(tr a-z A-Z <<<"$X") "* ]]; }
 wait_for 6 x_owns && ok || bad "$X did not record its ownership of SGP-1: $(owner_at "$X" SGP-1)"
