@@ -35,22 +35,13 @@ cleanup() {
     [ -n "$SGP_PID" ] && kill -9 "$SGP_PID" 2>/dev/null
     [ -n "$RX_PID" ] && kill "$RX_PID" 2>/dev/null
     [ -f "$CL/sites" ] && BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
-    ip netns del "$NS" 2>/dev/null
-    ip link del "$VH" 2>/dev/null
+    netns_down "$NS" "$VH"
     if [ "$fail" -eq 0 ]; then rm -rf "$TMP"; else echo "kept $TMP for inspection"; fi
 }
 trap cleanup EXIT
 give_up() { bad "$1"; summary fencing; exit 1; }
 
-if ! ip netns add "$NS" 2>/dev/null || ! command -v nft >/dev/null; then
-    give_up "needs root, ip netns and nft (make deps installs them)"
-fi
-ip link add "$VH" type veth peer name "$VN" &&
-    ip link set "$VN" netns "$NS" &&
-    ip addr add "$NET.1/24" dev "$VH" && ip link set "$VH" up &&
-    ip netns exec "$NS" ip addr add "$NET.2/24" dev "$VN" &&
-    ip netns exec "$NS" ip link set "$VN" up &&
-    ip netns exec "$NS" ip link set lo up || give_up "set up the namespace"
+netns_up "$NS" "$VH" "$VN" "$NET" || give_up "needs root, ip netns, veth and nft (make deps installs them)"
 
 # The webhook receiver, on the host side of the veth so that SGP reaches it.
 python3 tests/integration/receiver.py "$TMP/rx.port" "$TMP/rx.log" "$NET.1" &
@@ -67,12 +58,8 @@ CLUSTER_SITE_LEASE=${LEASE_S}s BIN=$PWD/$BIN deploy/cluster up --sites ams,nyc,s
     --dir "$CL" --port "$B" >"$TMP/up.log" 2>&1 || give_up "cluster up: $(tail -5 "$TMP/up.log")"
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
 COORD="tcp://$NET.1:$((B + 150))"
-for f in "$CL"/{ams,nyc,sgp}/node.conf "$CL"/coord-1/coord.conf; do
-    sed -i -e "s|peer = tcp://127.0.0.1:$((B + 1))\$|peer = tcp://$NET.1:$((B + 1))|" \
-        -e "s|peer = tcp://127.0.0.1:$((B + 11))\$|peer = tcp://$NET.1:$((B + 11))|" \
-        -e "s|peer = tcp://127.0.0.1:$((B + 21))\$|peer = tcp://$NET.2:$((B + 21))|" \
-        -e "s|api = tcp://127.0.0.1:$((B + 150))\$|api = $COORD|" "$f"
-done
+peers_onto_veth "$CL" "$B" "$NET"
+sed -i "s|api = tcp://127.0.0.1:$((B + 150))\$|api = $COORD|" "$CL"/{ams,nyc,sgp}/node.conf "$CL"/coord-1/coord.conf
 for s in ams nyc sgp; do
     S=$(tr a-z A-Z <<<"$s")
     cat >>"$CL/$s/node.conf" <<EOF
@@ -233,12 +220,5 @@ kill -TERM "$SGP_PID" 2>/dev/null
 wait "$SGP_PID" 2>/dev/null
 SGP_PID=
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
-for s in ams nyc sgp; do
-    expect "imnode check $s" 0 "OK" "$BIN/imnode" check --config "$CL/$s/node.conf"
-done
-if grep -l "Sanitizer" "$CL"/*/node.log >/dev/null 2>&1; then
-    bad "a sanitizer reported: $(grep -h -m3 Sanitizer "$CL"/*/node.log)"
-else
-    ok
-fi
+cluster_checks "$CL" ams nyc sgp
 summary fencing

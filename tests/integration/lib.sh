@@ -9,6 +9,14 @@
 #   node_stop                   SIGTERM, then wait
 #   converge NAME               all sites' `vectors` (caller's function) agree
 #   summary NAME                "NAME: N passed, N failed"; status 1 if any failed
+#   netns_up NS VH VN NET       namespace NS linked to the host by a veth pair
+#                               (host VH = NET.1, namespace VN = NET.2)
+#   netns_down NS VH            removes them
+#   peers_onto_veth CL BASE NET  a 3-site cluster's peer addresses moved onto
+#                               the veth: sites 0 and 1 on the host, site 2
+#                               in the namespace
+#   cluster_checks CL SITES...  after `cluster down`: imnode check of each
+#                               site, and no sanitizer report in any log
 #
 # Every helper returns 0 whatever the outcome, so that a suite under
 # `set -e` counts failures instead of stopping at the first one.
@@ -140,6 +148,45 @@ converge() {
     done
     bad "$name: no convergence in 30s: $(vectors | tr '\n' ' ')"
     return 0
+}
+
+netns_up() {
+    local ns=$1 vh=$2 vn=$3 net=$4
+    ip netns add "$ns" 2>/dev/null && command -v nft >/dev/null || return 1
+    ip link add "$vh" type veth peer name "$vn" &&
+        ip link set "$vn" netns "$ns" &&
+        ip addr add "$net.1/24" dev "$vh" && ip link set "$vh" up &&
+        ip netns exec "$ns" ip addr add "$net.2/24" dev "$vn" &&
+        ip netns exec "$ns" ip link set "$vn" up &&
+        ip netns exec "$ns" ip link set lo up
+}
+
+netns_down() {
+    ip netns del "$1" 2>/dev/null
+    ip link del "$2" 2>/dev/null
+    return 0
+}
+
+peers_onto_veth() {
+    local cl=$1 b=$2 net=$3 f
+    for f in "$cl"/*/node.conf; do
+        sed -i -e "s|peer = tcp://127.0.0.1:$((b + 1))\$|peer = tcp://$net.1:$((b + 1))|" \
+            -e "s|peer = tcp://127.0.0.1:$((b + 11))\$|peer = tcp://$net.1:$((b + 11))|" \
+            -e "s|peer = tcp://127.0.0.1:$((b + 21))\$|peer = tcp://$net.2:$((b + 21))|" "$f"
+    done
+}
+
+cluster_checks() {
+    local cl=$1 s
+    shift
+    for s in "$@"; do
+        expect "imnode check $s" 0 "OK" "$BIN/imnode" check --config "$cl/$s/node.conf"
+    done
+    if grep -l "Sanitizer" "$cl"/*/node.log >/dev/null 2>&1; then
+        bad "a sanitizer reported: $(grep -h -m3 Sanitizer "$cl"/*/node.log)"
+    else
+        ok
+    fi
 }
 
 summary() {

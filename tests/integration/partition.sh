@@ -23,24 +23,17 @@ SGP_PID=
 cleanup() {
     [ -n "$SGP_PID" ] && kill -9 "$SGP_PID" 2>/dev/null
     [ -f "$CL/sites" ] && BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
-    ip netns del "$NS" 2>/dev/null
-    ip link del "$VH" 2>/dev/null
+    netns_down "$NS" "$VH"
     if [ "$fail" -eq 0 ]; then rm -rf "$TMP"; else echo "kept $TMP for inspection"; fi
 }
 trap cleanup EXIT
 
-if ! ip netns add "$NS" 2>/dev/null || ! command -v nft >/dev/null; then
+if ! netns_up "$NS" "$VH" "$VN" "$NET"; then
     # make deps installs nftables and iproute2; the suite runs as root.
-    bad "needs root, ip netns and nft (make deps installs them)"
+    bad "needs root, ip netns, veth and nft (make deps installs them)"
     summary partition
     exit 1
 fi
-ip link add "$VH" type veth peer name "$VN" &&
-    ip link set "$VN" netns "$NS" &&
-    ip addr add "$NET.1/24" dev "$VH" && ip link set "$VH" up &&
-    ip netns exec "$NS" ip addr add "$NET.2/24" dev "$VN" &&
-    ip netns exec "$NS" ip link set "$VN" up &&
-    ip netns exec "$NS" ip link set lo up || { bad "set up the namespace"; summary partition; exit 1; }
 
 # Keys and configs from deploy/cluster, then the peer addresses moved onto
 # the veth: AMS and NYC on the host side, SGP inside the namespace.
@@ -48,12 +41,7 @@ B=$(free_base)
 BIN=$PWD/$BIN deploy/cluster up --sites ams,nyc,sgp --coords 0 --dir "$CL" --port "$B" >"$TMP/up.log" 2>&1 ||
     { bad "cluster up: $(tail -5 "$TMP/up.log")"; summary partition; exit 1; }
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
-for s in ams nyc sgp; do
-    sed -i -e "s|peer = tcp://127.0.0.1:$((B + 1))|peer = tcp://$NET.1:$((B + 1))|" \
-        -e "s|peer = tcp://127.0.0.1:$((B + 11))|peer = tcp://$NET.1:$((B + 11))|" \
-        -e "s|peer = tcp://127.0.0.1:$((B + 21))|peer = tcp://$NET.2:$((B + 21))|" \
-        "$CL/$s/node.conf"
-done
+peers_onto_veth "$CL" "$B" "$NET"
 for s in ams nyc; do BIN=$PWD/$BIN deploy/cluster start "$s" --dir "$CL"; done
 ip netns exec "$NS" "$BIN/imnode" --config "$CL/sgp/node.conf" >>"$CL/sgp/node.log" 2>&1 &
 SGP_PID=$!
@@ -125,12 +113,5 @@ kill -TERM "$SGP_PID" 2>/dev/null
 wait "$SGP_PID" 2>/dev/null
 SGP_PID=
 BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
-for s in ams nyc sgp; do
-    expect "imnode check $s" 0 "OK" "$BIN/imnode" check --config "$CL/$s/node.conf"
-done
-if grep -l "Sanitizer" "$CL"/*/node.log >/dev/null 2>&1; then
-    bad "a sanitizer reported: $(grep -h -m3 Sanitizer "$CL"/*/node.log)"
-else
-    ok
-fi
+cluster_checks "$CL" ams nyc sgp
 summary partition
