@@ -26,13 +26,6 @@ coord_pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
     return config_coordinator_by_key(arg, pk) ? 0 : IM_EUNKNOWNKEY;
 }
 
-struct summary_acc {
-    Im__IncidentSummary *items;
-    size_t count;
-    uint32_t open, owned;
-    const char *site;
-};
-
 /* 1 if id is "<site>-<n>": the site originated it. */
 static int
 originated(const char *id, const char *site)
@@ -104,6 +97,8 @@ summary_notices(MDB_txn *txn, struct store *st, Im__IncidentSummary *s,
 static void
 summaries_free(struct summary_acc *a)
 {
+    if (a->items == NULL)
+        return;
     for (size_t i = 0; i < a->count; i++) {
         free(a->items[i].id);
         free(a->items[i].service);
@@ -113,19 +108,16 @@ summaries_free(struct summary_acc *a)
         free(a->items[i].notices);
     }
     free(a->items);
+    a->items = NULL;
+    a->count = 0;
 }
 
-/* The encoded heartbeat (CoordRequest) of this site now. */
+/* Rebuilds the summaries of c->cache (under cache_mu). */
 static int
-heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
-                struct im_err *e)
+summaries_build(struct coordlinks *c, struct im_err *e)
 {
-    struct coordlinks *c = l->all;
     struct summary_acc acc = {.site = c->cfg->node.site};
     struct store_list_query q = {.site = NULL}; /* open ones, any origin */
-    Im__CoordRequest req = IM__COORD_REQUEST__INIT;
-    Im__Heartbeat hb = IM__HEARTBEAT__INIT;
-    Im__IncidentSummary **ptrs = NULL;
     MDB_txn *txn;
     uint64_t matched = 0;
     int rv;
@@ -133,28 +125,60 @@ heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
     acc.items = calloc(COORD_HEARTBEAT_INCIDENTS_MAX, sizeof *acc.items);
     if (acc.items == NULL)
         return im_errf(e, IM_ENOMEM, "out of memory");
-    if ((rv = store_read_begin(c->store, &txn, e)) != 0)
-        goto out;
-    rv = store_list(txn, c->store, &q, on_incident, &acc, &matched, e);
-    for (size_t i = 0; rv == 0 && i < acc.count; i++)
-        if (acc.items[i].major)
-            rv = summary_notices(txn, c->store, &acc.items[i], e);
-    store_read_end(txn);
+    if ((rv = store_read_begin(c->store, &txn, e)) == 0) {
+        rv = store_list(txn, c->store, &q, on_incident, &acc, &matched, e);
+        for (size_t i = 0; rv == 0 && i < acc.count; i++)
+            if (acc.items[i].major)
+                rv = summary_notices(txn, c->store, &acc.items[i], e);
+        store_read_end(txn);
+    }
+    if (rv != 0) {
+        summaries_free(&acc);
+        return rv;
+    }
+    summaries_free(&c->cache);
+    c->cache = acc;
+    c->cache_built_ms = clock_mono_ms();
+    c->cache_valid = 1;
+    return 0;
+}
+
+/* The encoded heartbeat (CoordRequest) of this site now. The summaries are
+ * shared by the links for a sixth of a lease (or until the node records a
+ * decision), so that one scan of the open incidents serves every replica. */
+static int
+heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
+                struct im_err *e)
+{
+    struct coordlinks *c = l->all;
+    Im__CoordRequest req = IM__COORD_REQUEST__INIT;
+    Im__Heartbeat hb = IM__HEARTBEAT__INIT;
+    Im__IncidentSummary **ptrs = NULL;
+    uint64_t lease_ms;
+    int rv = 0;
+
+    pthread_mutex_lock(&c->mu);
+    lease_ms = c->lease_ms;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->cache_mu);
+    if (!c->cache_valid || clock_mono_ms() - c->cache_built_ms >= lease_ms / 6)
+        rv = summaries_build(c, e);
     if (rv != 0)
         goto out;
-    if ((ptrs = calloc(acc.count ? acc.count : 1, sizeof *ptrs)) == NULL) {
+    if ((ptrs = calloc(c->cache.count ? c->cache.count : 1, sizeof *ptrs)) ==
+        NULL) {
         rv = im_errf(e, IM_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < acc.count; i++)
-        ptrs[i] = &acc.items[i];
+    for (size_t i = 0; i < c->cache.count; i++)
+        ptrs[i] = &c->cache.items[i];
     hb.site = (char *)c->cfg->node.site;
     hb.now_ms = clock_wall_ms();
     hb.seq = ++l->seq;
     hb.open = ptrs;
-    hb.n_open = acc.count;
-    hb.open_count = acc.open;
-    hb.owned_count = acc.owned;
+    hb.n_open = c->cache.count;
+    hb.open_count = c->cache.open;
+    hb.owned_count = c->cache.owned;
     req.kind_case = IM__COORD_REQUEST__KIND_HEARTBEAT;
     req.heartbeat = &hb;
     *size = im__coord_request__get_packed_size(&req);
@@ -164,8 +188,8 @@ heartbeat_build(struct coordlink *l, uint8_t **out, size_t *size,
     }
     im__coord_request__pack(&req, *out);
 out:
+    pthread_mutex_unlock(&c->cache_mu);
     free(ptrs);
-    summaries_free(&acc);
     return rv;
 }
 
@@ -339,6 +363,12 @@ reply_record(struct coordlink *l, const Im__HeartbeatReply *h)
     rv = commit_run(l->all->commit, "coordinator", reply_step, &j);
     if (rv == 0)
         atomic_fetch_add(&l->all->recorded, j.recorded);
+    if (rv == 0 && j.recorded > 0) {
+        /* The next heartbeat shows what was recorded (notices, owners). */
+        pthread_mutex_lock(&l->all->cache_mu);
+        l->all->cache_valid = 0;
+        pthread_mutex_unlock(&l->all->cache_mu);
+    }
     if (rv != 0 && rv != IM_ECLOSED)
         log_warn("coordinator %s: recording its decisions failed: %s (retried "
                  "with the next heartbeat)",
@@ -470,6 +500,7 @@ coordlinks_init(struct coordlinks *c, const struct config *cfg,
 {
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->cache_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->cfg = cfg;
     c->store = store;
@@ -536,6 +567,8 @@ coordlinks_stop(struct coordlinks *c)
 void
 coordlinks_fini(struct coordlinks *c)
 {
+    summaries_free(&c->cache);
+    pthread_mutex_destroy(&c->cache_mu);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }

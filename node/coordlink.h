@@ -61,6 +61,15 @@ struct coordlink {
     char error[IM_ERRMSG_MAX];
 };
 
+/* The open incidents a heartbeat speaks for (those the site raised or
+ * owns), at most COORD_HEARTBEAT_INCIDENTS_MAX of them; counts cover all. */
+struct summary_acc {
+    Im__IncidentSummary *items;
+    size_t count;
+    uint32_t open, owned;
+    const char *site;
+};
+
 struct coordlinks {
     const struct config *cfg;
     struct store *store;
@@ -78,6 +87,11 @@ struct coordlinks {
     uint64_t lease_until_mono_ms;
     uint64_t term; /* of the leader that granted it */
     _Atomic uint64_t recorded, refused; /* decisions recorded / refused */
+    /* The heartbeat's summaries, shared by the links (under cache_mu). */
+    pthread_mutex_t cache_mu;
+    struct summary_acc cache;
+    uint64_t cache_built_ms;
+    int cache_valid;
 };
 
 /* Prepares c and installs the owner gate on store: call before writes
