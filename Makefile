@@ -82,7 +82,7 @@ LIBIM     := $(OUT)/libim.a
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 # Unit tests of the coordinator's pure modules, and of the coordinator.
 UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
-UNIT_TESTS += test_coord
+UNIT_TESTS += test_coord test_openset
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean fuzz

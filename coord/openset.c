@@ -340,18 +340,22 @@ openset_manager(const struct schedule *sch, const char *code, uint64_t now_ms,
     }
 }
 
-/* "NYC, the owner, is down (silent 3.2 s > lease 3 s)" */
+/* "failover from NYC, the owner, which is down (silent 3.2 s, lease 3.0 s)" */
 static void
 down_text(const struct elect_site *s, uint64_t now_ms, char *out, size_t cap)
 {
     uint64_t quiet;
     if (s->last_heard_ms == 0) {
-        snprintf(out, cap, "%s, the owner, is down (never heard from)",
+        snprintf(out, cap,
+                 "failover from %s, the owner, which is down (never heard "
+                 "from)",
                  s->code);
         return;
     }
     quiet = now_ms > s->last_heard_ms ? now_ms - s->last_heard_ms : 0;
-    snprintf(out, cap, "%s, the owner, is down (silent %.1f s, lease %.1f s)",
+    snprintf(out, cap,
+             "failover from %s, the owner, which is down (silent %.1f s, "
+             "lease %.1f s)",
              s->code, (double)quiet / 1000.0, (double)s->lease_ms / 1000.0);
 }
 
@@ -389,11 +393,15 @@ openset_failover(struct openset_env *env, const struct openset *t,
         }
         if ((rv = openset_elect(env, t, x, &r, e)) != 0)
             return rv;
-        down_text(&env->sites[owner], env->now_ms, head, sizeof head);
+        /* The election's reason names the origin when it is down; an
+         * owner that is not the origin is named first. */
+        if (owner == x->origin && r.rule != ELECT_RULE_SERVICE)
+            snprintf(head, sizeof head, "failover");
+        else
+            down_text(&env->sites[owner], env->now_ms, head, sizeof head);
         {
             char reason[REASON_MAX + 1];
-            int w = snprintf(reason, sizeof reason, "%s; failover: %s", head,
-                             r.reason);
+            int w = snprintf(reason, sizeof reason, "%s: %s", head, r.reason);
             if (w < 0 || (size_t)w >= sizeof reason)
                 memcpy(reason + sizeof reason - 4, "...", 4);
             memcpy(r.reason, reason, sizeof r.reason);

@@ -190,8 +190,10 @@ struct openset_move {
  * (down[i] for site i; a site neither up nor down, e.g. not yet heard by a
  * new leader, keeps its incidents), re-elected among the up sites, in id order; each decision adds to the chosen site's load
  * before the next, so a dead site's incidents spread over equals. The
- * reason begins by naming the down owner ("NYC, the owner, is down
- * (silent 3.2 s > lease 3 s); failover: ..."). Writes at most cap moves
+ * reason names the down owner: "failover: AMS is down (silent 3.1 s >
+ * lease 3 s); ..." when it is the origin, else "failover from NYC, the
+ * owner, which is down (silent 3.2 s, lease 3.0 s): AMS is the origin and
+ * is up; ...". Writes at most cap moves
  * into moves and sets *count; *more = 1 if there were more (the next run
  * takes them). env's loads are updated. IM_EUNREACH if no site is up. */
 int openset_failover(struct openset_env *env, const struct openset *t,

@@ -168,7 +168,8 @@ schedstore_apply(struct replica *r, const char *text, size_t len, int dry_run,
         return im_errf(e, IM_ETOOBIG, "the schedule is %zu bytes; at most %d",
                        len, SCHEDULE_TEXT_MAX);
     if ((rv = schedule_parse(text, len, &s, e)) != 0)
-        return rv;
+        /* An unknown zone is bad input like any other. */
+        return rv == IM_ENOTFOUND ? (e->code = IM_EINVAL) : rv;
     cluster_codes(r, codes, &n);
     schedstore_check(s, codes, n, w);
     if ((rv = schedule_to_json(s, 0, &json, e)) != 0)
