@@ -60,8 +60,9 @@ openset_add(struct openset *t, const char *id, int origin, uint64_t now_ms,
 
     if (origin < 0 || (size_t)origin >= t->sites_count ||
         strlen(id) > INCIDENT_ID_MAX)
-        return im_errf(e, IM_EINVAL, "'%.40s' is not an incident of a site "
-                                     "of this cluster",
+        return im_errf(e, IM_EINVAL,
+                       "'%.40s' is not an incident of a site "
+                       "of this cluster",
                        id);
     i = search(t, id, &found);
     if (found) {
@@ -267,8 +268,8 @@ openset_env_build(struct openset_env *env, const struct openset_health *health,
             /* The failover order, without sites the cluster lacks. */
             f = &env->failover[i];
             f->sites_count = 0;
-            for (size_t j = 0; ss[k].failover && j < ss[k].failover->sites_count;
-                 j++) {
+            for (size_t j = 0;
+                 ss[k].failover && j < ss[k].failover->sites_count; j++) {
                 if (cluster_index(env, ss[k].failover->sites[j]) < 0)
                     continue;
                 memcpy(f->sites[f->sites_count], ss[k].failover->sites[j],
@@ -384,9 +385,8 @@ openset_failover(struct openset_env *env, const struct openset *t,
             env->sites[owner].up)
             continue;
         if (!any_up)
-            return im_errf(e, IM_EUNREACH,
-                           "no site is up: %s stays with %s", x->id,
-                           env->sites[owner].code);
+            return im_errf(e, IM_EUNREACH, "no site is up: %s stays with %s",
+                           x->id, env->sites[owner].code);
         if (n == cap) {
             *more = 1;
             break;

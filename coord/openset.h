@@ -52,20 +52,20 @@ struct openset_entry {
     int origin; /* site index */
     char service[SERVICE_MAX + 1];
     uint32_t priority;
-    int state;               /* Im__State, as last reported */
-    uint64_t listed;         /* bit i: site i's latest heartbeat lists it */
-    uint64_t first_seen_ms;  /* when this replica first knew of it */
-    uint64_t confirmed;      /* largest owner token its owner listed it under */
-    int open;                /* 0 once closed (until the leader records it) */
-    int recorded_open;       /* the leader's P/open/ID exists */
-    int checked;             /* the leader has read its P/assign/ID */
+    int state;              /* Im__State, as last reported */
+    uint64_t listed;        /* bit i: site i's latest heartbeat lists it */
+    uint64_t first_seen_ms; /* when this replica first knew of it */
+    uint64_t confirmed;     /* largest owner token its owner listed it under */
+    int open;               /* 0 once closed (until the leader records it) */
+    int recorded_open;      /* the leader's P/open/ID exists */
+    int checked;            /* the leader has read its P/assign/ID */
     struct openset_owner *owner; /* NULL = none known; owned by the table */
 };
 
 /* What the table knows of each site's heartbeats. */
 struct openset_site {
-    uint64_t heard_ms;  /* last heartbeat; 0 = never */
-    int complete;       /* that heartbeat listed every open incident */
+    uint64_t heard_ms; /* last heartbeat; 0 = never */
+    int complete;      /* that heartbeat listed every open incident */
 };
 
 struct openset {
@@ -188,12 +188,12 @@ struct openset_move {
 
 /* The failover of every open incident owned by a site declared down
  * (down[i] for site i; a site neither up nor down, e.g. not yet heard by a
- * new leader, keeps its incidents), re-elected among the up sites, in id order; each decision adds to the chosen site's load
- * before the next, so a dead site's incidents spread over equals. The
- * reason names the down owner: "failover: AMS is down (silent 3.1 s >
- * lease 3 s); ..." when it is the origin, else "failover from NYC, the
- * owner, which is down (silent 3.2 s, lease 3.0 s): AMS is the origin and
- * is up; ...". Writes at most cap moves
+ * new leader, keeps its incidents), re-elected among the up sites, in id order;
+ * each decision adds to the chosen site's load before the next, so a dead
+ * site's incidents spread over equals. The reason names the down owner:
+ * "failover: AMS is down (silent 3.1 s > lease 3 s); ..." when it is the
+ * origin, else "failover from NYC, the owner, which is down (silent 3.2 s,
+ * lease 3.0 s): AMS is the origin and is up; ...". Writes at most cap moves
  * into moves and sets *count; *more = 1 if there were more (the next run
  * takes them). env's loads are updated. IM_EUNREACH if no site is up. */
 int openset_failover(struct openset_env *env, const struct openset *t,

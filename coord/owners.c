@@ -119,7 +119,8 @@ out:
     return rv;
 }
 
-/* ---- what the heartbeats say ---------------------------------------------- */
+/* ---- what the heartbeats say ----------------------------------------------
+ */
 
 static int
 origin_index(void *arg, const char *id)
@@ -167,7 +168,7 @@ int
 owners_load(struct replica *r, int64_t term, struct im_err *e)
 {
     struct etcd_range rg;
-    char (*ids)[INCIDENT_ID_MAX + 1] = NULL;
+    char(*ids)[INCIDENT_ID_MAX + 1] = NULL;
     size_t n = 0;
     uint64_t now = clock_wall_ms();
     int rv;
@@ -222,7 +223,8 @@ owners_load(struct replica *r, int64_t term, struct im_err *e)
     return 0;
 }
 
-/* ---- elections ------------------------------------------------------------ */
+/* ---- elections ------------------------------------------------------------
+ */
 
 /* Under mu: the election's inputs now. down[i] (may be NULL): site i is
  * recorded down. */
@@ -237,8 +239,8 @@ env_locked(struct replica *r, struct openset_env *env, int *down,
         const struct coord_site *s = &r->sites[i];
         h[i].code = s->cfg->code;
         h[i].up = s->rec.state == SITE_UP;
-        h[i].last_heard_ms = s->heard ? s->last_wall_ms
-                                      : s->rec.last_heartbeat_ms;
+        h[i].last_heard_ms =
+            s->heard ? s->last_wall_ms : s->rec.last_heartbeat_ms;
         if (down != NULL)
             down[i] = s->rec.state == SITE_DOWN;
     }
@@ -278,12 +280,13 @@ write_batch(struct replica *r, const struct assignment_record *assign,
     int rv = 0;
 
     for (size_t k = 0; k < m; k++) {
-        records_key(akeys[k], r->cfg->etcd.prefix, "assign", assign[k].incident);
-        cmps[k] = (struct etcd_cmp){
-            .key = akeys[k],
-            .target = token[k] == 0 ? ETCD_CMP_CREATE : ETCD_CMP_MOD,
-            .result = ETCD_EQUAL,
-            .number = (int64_t)token[k]};
+        records_key(akeys[k], r->cfg->etcd.prefix, "assign",
+                    assign[k].incident);
+        cmps[k] = (struct etcd_cmp){.key = akeys[k],
+                                    .target = token[k] == 0 ? ETCD_CMP_CREATE
+                                                            : ETCD_CMP_MOD,
+                                    .result = ETCD_EQUAL,
+                                    .number = (int64_t)token[k]};
         if ((values[nops] = records_assignment_encode(&assign[k])) == NULL) {
             rv = im_errf(e, IM_ENOMEM, "out of memory");
             goto out;
@@ -412,7 +415,8 @@ owners_assign(struct replica *r, int site)
          * it decided next time. */
         pthread_mutex_lock(&r->mu);
         for (size_t k = 0; k < m; k++) {
-            struct openset_entry *x = openset_find(&r->open, assign[k].incident);
+            struct openset_entry *x =
+                openset_find(&r->open, assign[k].incident);
             if (x != NULL && x->owner == NULL)
                 x->checked = 0;
         }
@@ -433,7 +437,8 @@ out:
     free(open);
 }
 
-/* ---- the leader's tick: failover, closures -------------------------------- */
+/* ---- the leader's tick: failover, closures --------------------------------
+ */
 
 /* Records closures (delete P/open/ID) and reopenings or missing records
  * (put P/open/ID), one txn's worth per tick. */
@@ -535,8 +540,8 @@ owners_tick(struct replica *r)
     }
     for (size_t i = 0; i < r->sites_count; i++)
         up[i] = env.sites[i].up;
-    rv = openset_failover(&env, &r->open, down, moves, OWNERS_TXN_INCIDENTS,
-                          &m, &more, &e);
+    rv = openset_failover(&env, &r->open, down, moves, OWNERS_TXN_INCIDENTS, &m,
+                          &more, &e);
     for (size_t k = 0; rv == 0 && k < m; k++) {
         const struct openset_entry *x = &r->open.v[moves[k].index];
         record_from(r, x->id, &moves[k].result, term, &assign[k]);
@@ -562,7 +567,8 @@ owners_tick(struct replica *r)
         } else if (rv != IM_ENOTLEADER && e.code != IM_ENOTLEADER) {
             /* A decision landed meanwhile (a reassign): read them again;
              * the next tick retries with what etcd holds. */
-            log_info("failover batch not applied: %s; re-reading", im_errmsg(&e));
+            log_info("failover batch not applied: %s; re-reading",
+                     im_errmsg(&e));
             refresh(r, ids, m, &e);
         }
     }
@@ -573,7 +579,8 @@ out:
     free(ids);
 }
 
-/* ---- operators ------------------------------------------------------------ */
+/* ---- operators ------------------------------------------------------------
+ */
 
 int
 owners_move(struct replica *r, const char *id, const char *to_site,
@@ -676,7 +683,8 @@ owners_move(struct replica *r, const char *id, const char *to_site,
     return 0;
 }
 
-/* ---- heartbeat replies ---------------------------------------------------- */
+/* ---- heartbeat replies ----------------------------------------------------
+ */
 
 int
 owners_for_site(struct replica *r, int site, struct assignment_record **out,

@@ -36,9 +36,8 @@
  * assignment is at most ~1.2 KiB (its reason is REASON_MAX). Those the
  * site has not confirmed come first; the rest follow in later replies. */
 #define COORD_REPLY_ASSIGNMENTS_MAX 512
-_Static_assert(COORD_REPLY_ASSIGNMENTS_MAX *
-                       (INCIDENT_ID_MAX + SITE_CODE_MAX + PERSON_MAX +
-                        REASON_MAX + 64) <=
+_Static_assert(COORD_REPLY_ASSIGNMENTS_MAX *(INCIDENT_ID_MAX + SITE_CODE_MAX +
+                                             PERSON_MAX + REASON_MAX + 64) <=
                    1024 * 1024 * 3 / 4,
                "a reply's assignments fit three quarters of a node's limit");
 
@@ -70,8 +69,7 @@ int owners_move(struct replica *r, const char *id, const char *to_site,
 /* The assignments naming site (owner or origin) of the open incidents
  * this leader knows, at most COORD_REPLY_ASSIGNMENTS_MAX: malloc'd into
  * *out (the caller frees), *count. */
-int owners_for_site(struct replica *r, int site,
-                    struct assignment_record **out, size_t *count,
-                    struct im_err *e);
+int owners_for_site(struct replica *r, int site, struct assignment_record **out,
+                    size_t *count, struct im_err *e);
 
 #endif

@@ -223,8 +223,9 @@ schedstore_get(struct replica *r, char **text_out, int64_t *revision_out,
 
     if ((rv = etcd_get(&r->etcd, r->k_schedule, &kv, NULL, e)) != 0) {
         if (rv == IM_ENOTFOUND)
-            im_errf(e, rv, "no schedule has been applied yet (imctl schedule "
-                           "apply FILE)");
+            im_errf(e, rv,
+                    "no schedule has been applied yet (imctl schedule "
+                    "apply FILE)");
         return rv;
     }
     if ((text = malloc(kv.value_size + 1)) == NULL) {

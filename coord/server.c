@@ -166,8 +166,8 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
         hb.now_ms = clock_wall_ms();
         owners_observe(r, site, h);
         if (leading) {
-            if ((rv = heartbeat_assignments(r, site, &recs, &pbs, &ptrs,
-                                            &count, e)) != 0)
+            if ((rv = heartbeat_assignments(r, site, &recs, &pbs, &ptrs, &count,
+                                            e)) != 0)
                 goto out;
             hb.lease_granted = 1;
             hb.assignments = ptrs;

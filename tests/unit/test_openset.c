@@ -347,10 +347,8 @@ TEST(oncall_rows)
 
 TEST(open_record_round_trip)
 {
-    struct open_record o = {.incident = "AMS-9",
-                            .service = "dns",
-                            .priority = 2,
-                            .since_ms = 77};
+    struct open_record o = {
+        .incident = "AMS-9", .service = "dns", .priority = 2, .since_ms = 77};
     struct open_record back;
     struct im_err e = {0};
     char *j = records_open_encode(&o);
@@ -368,7 +366,8 @@ TEST(open_record_round_trip)
                  IM_ECORRUPT);
 }
 
-TEST_MAIN(RUN(heartbeats_and_closure); RUN(failover_without_schedule_spreads_by_load);
+TEST_MAIN(RUN(heartbeats_and_closure);
+          RUN(failover_without_schedule_spreads_by_load);
           RUN(failover_with_schedule); RUN(reassign_manager_defaults);
           RUN(schedule_meaning_for_the_cluster); RUN(oncall_rows);
           RUN(open_record_round_trip))
