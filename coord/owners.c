@@ -691,21 +691,31 @@ owners_for_site(struct replica *r, int site, struct assignment_record **out,
                 size_t *count, struct im_err *e)
 {
     struct assignment_record *v;
-    size_t n = 0;
+    size_t n = 0, cap;
 
     *out = NULL;
     *count = 0;
     pthread_mutex_lock(&r->mu);
-    v = calloc(COORD_REPLY_ASSIGNMENTS_MAX, sizeof *v);
+    /* Sized to what names the site: most heartbeats carry a few. */
+    for (size_t i = 0; i < r->open.count; i++) {
+        const struct openset_entry *x = &r->open.v[i];
+        if (x->open && x->owner != NULL && x->owner->site >= 0 &&
+            (x->owner->site == site || x->origin == site))
+            n++;
+    }
+    if (n > COORD_REPLY_ASSIGNMENTS_MAX)
+        n = COORD_REPLY_ASSIGNMENTS_MAX;
+    v = calloc(n ? n : 1, sizeof *v);
     if (v == NULL) {
         pthread_mutex_unlock(&r->mu);
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
+    cap = n;
+    n = 0;
     /* First what the site has not confirmed as owner, then the incidents
      * it raised that others own, then the rest. */
     for (int pass = 0; pass < 3; pass++)
-        for (size_t i = 0; i < r->open.count && n < COORD_REPLY_ASSIGNMENTS_MAX;
-             i++) {
+        for (size_t i = 0; i < r->open.count && n < cap; i++) {
             const struct openset_entry *x = &r->open.v[i];
             const struct openset_owner *o = x->owner;
             int mine, want;
