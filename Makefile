@@ -51,12 +51,13 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
-COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c
+COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c \
+              coord/owners.c coord/schedstore.c
 # The coordinator's pure decisions (on-call, owner election, escalation, the
 # schedule file): no sockets, no clocks; imcoord and the unit tests link them.
 # Time zones come from the tz database through GLib (coord/tz.h says why).
 COORD_LOGIC_SRCS := coord/tz.c coord/oncall.c coord/elect.c coord/escalate.c \
-                    coord/schedule.c
+                    coord/schedule.c coord/openset.c
 COORD_PKGS := glib-2.0
 COORD_LDLIBS := $(shell pkg-config --libs $(COORD_PKGS) 2>/dev/null)
 UNIT_TESTS := test_incident test_intake test_config_http test_notify test_http \
@@ -81,7 +82,7 @@ LIBIM     := $(OUT)/libim.a
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 # Unit tests of the coordinator's pure modules, and of the coordinator.
 UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
-UNIT_TESTS += test_coord
+UNIT_TESTS += test_coord test_openset
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
         fmt clean fuzz
@@ -130,9 +131,9 @@ $(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
 
 # The coordinator's unit test links its modules, not the node's.
 $(OUT)/tests/unit/test_coord.o: CFLAGS += -Icoord
-$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(LIBIM)
+$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LDLIBS)
 
 $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	@mkdir -p $(BIN)

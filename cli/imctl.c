@@ -1597,6 +1597,146 @@ cmd_handback(struct ctx *c, const struct args *a)
     return owner_op(c, &op);
 }
 
+/* The schedule file: at most SCHEDULE_TEXT_MAX bytes of text. *text_out
+ * is malloc'd and NUL-terminated. */
+static int
+read_schedule_file(struct ctx *c, const char *path, char **text_out)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL)
+        return im_errf(&c->err, IM_EINVAL, "%s: %s", path, strerror(errno));
+    if ((buf = malloc(SCHEDULE_TEXT_MAX + 2)) == NULL) {
+        if (f != stdin)
+            fclose(f);
+        return im_errf(&c->err, IM_ENOMEM, "out of memory");
+    }
+    n = fread(buf, 1, SCHEDULE_TEXT_MAX + 1, f);
+    if (ferror(f)) {
+        int err = errno;
+        if (f != stdin)
+            fclose(f);
+        free(buf);
+        return im_errf(&c->err, IM_EINVAL, "%s: %s", path, strerror(err));
+    }
+    if (f != stdin)
+        fclose(f);
+    if (n > SCHEDULE_TEXT_MAX) {
+        free(buf);
+        return im_errf(&c->err, IM_ETOOBIG, "%s: larger than %d bytes", path,
+                       SCHEDULE_TEXT_MAX);
+    }
+    if (memchr(buf, '\0', n) != NULL) {
+        free(buf);
+        return im_errf(&c->err, IM_EINVAL,
+                       "%s: contains a NUL byte: not a JSON text", path);
+    }
+    buf[n] = '\0';
+    *text_out = buf;
+    return 0;
+}
+
+static int
+cmd_schedule(struct ctx *c, const struct args *a)
+{
+    Im__ScheduleApply ap = IM__SCHEDULE_APPLY__INIT;
+    Im__ScheduleGet get = IM__SCHEDULE_GET__INIT;
+    Im__Op op = IM__OP__INIT;
+    Im__Response *resp;
+    const Im__Result *res;
+    const char *verb = a->pos[0];
+    char *text = NULL;
+    int apply, rv;
+
+    if (strcmp(verb, "apply") == 0) {
+        apply = 1;
+        if (a->pos_count != 2)
+            return usage(c, "apply takes one FILE ('-' reads stdin)");
+    } else if (strcmp(verb, "get") == 0) {
+        apply = 0;
+        if (a->pos_count != 1)
+            return usage(c, "get takes no operand");
+        if (optval(a, "dry-run") != NULL)
+            return usage(c, "--dry-run goes with apply");
+    } else {
+        return usage(c, "unknown action '%.32s': apply or get", verb);
+    }
+    if (apply) {
+        if ((rv = read_schedule_file(c, a->pos[1], &text)) != 0)
+            return rv;
+        ap.text = text;
+        ap.dry_run = optval(a, "dry-run") != NULL;
+        op.kind_case = IM__OP__KIND_SCHEDULE_APPLY;
+        op.schedule_apply = &ap;
+    } else {
+        op.kind_case = IM__OP__KIND_SCHEDULE_GET;
+        op.schedule_get = &get;
+    }
+    rv = coord_call_one(c, &op, &resp, &res);
+    free(text);
+    if (rv != 0) {
+        if (apply)
+            im_errwrap(&c->err, "%s", a->pos[1]);
+        return rv;
+    }
+    if (res->schedule == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO,
+                       "coordinator sent no schedule reply");
+    }
+    if (apply && c->json)
+        rv = render_json_print(stdout, render_schedule_apply_json(res->schedule),
+                               &c->err);
+    else if (apply)
+        render_schedule_apply_text(stdout, res->schedule);
+    else if (c->json)
+        rv = render_json_print(stdout, render_schedule_json(res->schedule),
+                               &c->err);
+    else
+        rv = render_schedule_text(stdout, res->schedule, &c->err);
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
+static int
+cmd_oncall(struct ctx *c, const struct args *a)
+{
+    Im__OncallGet q = IM__ONCALL_GET__INIT;
+    Im__Op op = IM__OP__INIT;
+    Im__Response *resp;
+    const Im__Result *res;
+    const char *site = optval(a, "site"), *at = optval(a, "at");
+    char code[SITE_CODE_MAX + 1] = "";
+    uint64_t at_ms = 0;
+    int rv;
+
+    if (site != NULL && (rv = site_arg(c, site, code)) != 0)
+        return rv;
+    if (at != NULL && (clock_parse_rfc3339(at, &at_ms) != 0 || at_ms == 0))
+        return usage(c,
+                     "--at '%.64s' is not an RFC 3339 time "
+                     "(2026-11-24T15:00:00Z or with an offset)",
+                     at);
+    q.site = code;
+    q.at_ms = at_ms;
+    op.kind_case = IM__OP__KIND_ONCALL;
+    op.oncall = &q;
+    if ((rv = coord_call_one(c, &op, &resp, &res)) != 0)
+        return rv;
+    if (res->oncall == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO, "coordinator sent no on-call reply");
+    }
+    if (c->json)
+        rv = render_json_print(stdout, render_oncall_json(res->oncall), &c->err);
+    else
+        render_oncall_text(stdout, res->oncall);
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
 static int
 cmd_keygen(struct ctx *c, const struct args *a)
 {
@@ -1786,6 +1926,18 @@ static const struct opt handback_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct opt schedule_opts[] = {
+    {"dry-run", OPT_FLAG, 0, NULL, "apply: validate only, store nothing"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct opt oncall_opts[] = {
+    {"site", OPT_VALUE, 0, "CODE", "only this site (and the global manager)"},
+    {"at", OPT_VALUE, 0, "TIME",
+     "at this RFC 3339 time instead of now (2026-12-24T18:00:00+01:00)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct opt keygen_opts[] = {
     {"out", OPT_VALUE, 0, "FILE",
      "where to write the secret key; never overwritten (required)"},
@@ -1881,6 +2033,17 @@ static const struct command commands[] = {
      "ID [--reason R]",
      "Give an incident's ownership back to its origin site.",
      "imctl handback AMS-42"},
+    {"schedule", cmd_schedule, NEEDS_COORD, 1, 2, schedule_opts,
+     "apply FILE [--dry-run] | get",
+     "Apply the on-call schedule (rotations, overrides, failover order, "
+     "service map; docs/schedule.md), or print the one in force. A file "
+     "with any error is refused whole, naming the place; nothing changes.",
+     "imctl schedule apply schedule.json --dry-run"},
+    {"oncall", cmd_oncall, NEEDS_COORD, 0, 0, oncall_opts,
+     "[--site CODE] [--at TIME]",
+     "Who is on call at each site and globally, until when, and who is "
+     "next.",
+     "imctl oncall --site AMS --at 2026-12-24T20:00:00+01:00"},
     {"keygen", cmd_keygen, 0, 0, 0, keygen_opts, "--out FILE",
      "Create an operator key (mode 0600) and print its public key for the "
      "node's config. Needs no node.",

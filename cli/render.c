@@ -719,3 +719,121 @@ render_owner_text(FILE *out, const Im__OwnerReply *r)
     for (size_t i = 0; i < r->n_explain; i++)
         fprintf(out, "  %s\n", r->explain[i]);
 }
+
+/* ---- schedules and on-call ---- */
+
+static json_t *
+warnings_json(const Im__ScheduleReply *r)
+{
+    json_t *w = json_array();
+    for (size_t i = 0; w != NULL && i < r->n_warnings; i++)
+        json_array_append_new(w, json_string(r->warnings[i]));
+    return w ? w : json_null();
+}
+
+json_t *
+render_schedule_apply_json(const Im__ScheduleReply *r)
+{
+    return json_pack("{s:b, s:I, s:o}", "stored", (int)r->stored, "revision",
+                     (json_int_t)r->revision, "warnings", warnings_json(r));
+}
+
+void
+render_schedule_apply_text(FILE *out, const Im__ScheduleReply *r)
+{
+    if (r->stored)
+        fprintf(out, "schedule applied: revision %" PRIu64 "\n", r->revision);
+    else if (r->revision != 0)
+        fprintf(out,
+                "schedule is valid (dry run: nothing stored; revision %" PRIu64
+                " stays in force)\n",
+                r->revision);
+    else
+        fprintf(out, "schedule is valid (dry run: nothing stored; no schedule "
+                     "in force)\n");
+    for (size_t i = 0; i < r->n_warnings; i++)
+        fprintf(out, "warning: %s\n", r->warnings[i]);
+}
+
+json_t *
+render_schedule_json(const Im__ScheduleReply *r)
+{
+    json_t *doc = json_loads(r->text, 0, NULL);
+    return json_pack("{s:I, s:o}", "revision", (json_int_t)r->revision,
+                     "schedule", doc ? doc : json_string(r->text));
+}
+
+int
+render_schedule_text(FILE *out, const Im__ScheduleReply *r, struct im_err *e)
+{
+    json_error_t je;
+    json_t *doc = json_loads(r->text, 0, &je);
+    char *pretty;
+
+    if (doc == NULL)
+        return im_errf(e, IM_EPROTO, "the stored schedule is not JSON: %s",
+                       je.text);
+    pretty = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (pretty == NULL)
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    fprintf(out, "%s\n", pretty);
+    fprintf(out, "# revision %" PRIu64 "\n", r->revision);
+    free(pretty);
+    return 0;
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+json_t *
+render_oncall_json(const Im__OncallReply *r)
+{
+    json_t *entries = json_array();
+    for (size_t i = 0; entries != NULL && i < r->n_entries; i++) {
+        const Im__OncallEntry *x = r->entries[i];
+        json_t *next =
+            x->next_person[0]
+                ? json_pack("{s:s, s:o, s:o}", "person", x->next_person,
+                            "until", time_or_null(x->next_until_ms),
+                            "until_local", str_or_null(x->next_until_text))
+                : json_null();
+        json_array_append_new(
+            entries,
+            json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "site",
+                      str_or_null(x->site), "source", str_or_null(x->rotation),
+                      "person", str_or_null(x->person), "from",
+                      time_or_null(x->from_ms), "until",
+                      time_or_null(x->until_ms), "until_local",
+                      str_or_null(x->until_text), "next", next));
+    }
+    return json_pack("{s:o, s:o}", "at", time_or_null(r->at_ms), "entries",
+                     entries ? entries : json_null());
+}
+
+void
+render_oncall_text(FILE *out, const Im__OncallReply *r)
+{
+    char at[RENDER_TIME_MAX];
+    render_time(r->at_ms, "-", at);
+    fprintf(out, "on call at %s\n", at);
+    fprintf(out, "%-8s %-9s %-16s %-40s %s\n", "SITE", "SOURCE", "ON-CALL",
+            "UNTIL", "NEXT");
+    for (size_t i = 0; i < r->n_entries; i++) {
+        const Im__OncallEntry *x = r->entries[i];
+        char next[PERSON_MAX + 80];
+        if (x->next_person[0])
+            snprintf(next, sizeof next, "%s until %s", x->next_person,
+                     x->next_until_text[0] ? x->next_until_text : "-");
+        else
+            snprintf(next, sizeof next, "-");
+        fprintf(out, "%-8s %-9s %-16s %-40s %s\n",
+                x->site[0] ? x->site : "(global)",
+                x->rotation[0] ? x->rotation : "-",
+                x->person[0] ? x->person : "(nobody)",
+                x->until_text[0] ? x->until_text : "-", next);
+    }
+}

@@ -72,6 +72,22 @@ void render_sites_text(FILE *out, const Im__SitesReply *r, uint64_t now_ms);
 json_t *render_owner_json(const Im__OwnerReply *r);
 void render_owner_text(FILE *out, const Im__OwnerReply *r);
 
+/* schedule apply: {"stored", "revision", "warnings"}; text: one line, then
+ * "warning: ..." lines. */
+json_t *render_schedule_apply_json(const Im__ScheduleReply *r);
+void render_schedule_apply_text(FILE *out, const Im__ScheduleReply *r);
+/* schedule get: {"revision", "schedule": {...}}; text: the schedule,
+ * indented, then its revision. e: the stored text is not JSON. */
+json_t *render_schedule_json(const Im__ScheduleReply *r);
+int render_schedule_text(FILE *out, const Im__ScheduleReply *r,
+                         struct im_err *e);
+
+/* oncall: {"at", "entries": [{"site" (null: global), "source", "person",
+ * "from", "until", "until_local", "next": {"person", "until",
+ * "until_local"}}]}; text: a table. */
+json_t *render_oncall_json(const Im__OncallReply *r);
+void render_oncall_text(FILE *out, const Im__OncallReply *r);
+
 /* ---- helpers shared with report.c ---------------------------------------- */
 
 /* "P1".."P5", or "-" for 0 (unknown). */

@@ -182,6 +182,43 @@ out:
 }
 
 char *
+records_open_encode(const struct open_record *r)
+{
+    return dump(json_pack("{s:s, s:s, s:I, s:I}", "incident", r->incident,
+                          "service", r->service, "priority",
+                          (json_int_t)r->priority, "since_ms",
+                          (json_int_t)r->since_ms));
+}
+
+int
+records_open_decode(const uint8_t *json, size_t size, struct open_record *out,
+                    struct im_err *e)
+{
+    struct open_record r;
+    uint64_t prio;
+    json_t *j = load(json, size, e);
+    int rv;
+
+    if (j == NULL)
+        return IM_ECORRUPT;
+    memset(&r, 0, sizeof r);
+    if ((rv = get_str(j, "incident", r.incident, sizeof r.incident, e)) != 0 ||
+        (rv = get_str(j, "service", r.service, sizeof r.service, e)) != 0 ||
+        (rv = get_u64(j, "priority", &prio, e)) != 0 ||
+        (rv = get_u64(j, "since_ms", &r.since_ms, e)) != 0)
+        goto out;
+    if (prio > 5 || r.incident[0] == '\0') {
+        rv = im_errf(e, IM_ECORRUPT, "field 'priority' or 'incident' invalid");
+        goto out;
+    }
+    r.priority = (uint32_t)prio;
+    *out = r;
+out:
+    json_decref(j);
+    return rv;
+}
+
+char *
 records_leader_encode(const char *id, const char *api)
 {
     return dump(json_pack("{s:s, s:s}", "id", id, "api", api));

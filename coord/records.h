@@ -8,7 +8,11 @@
  *   P/sites/CODE        a site's health as the leader decided it
  *   P/assign/INCIDENT   who owns an incident; its owner token is the key's
  *                       mod_revision (a new decision is a new revision)
- *   P/schedule          reserved: the on-call schedule file
+ *   P/open/INCIDENT     an open incident the leader knows of: what the
+ *                       next leader needs to fail it over (service,
+ *                       priority); deleted when it closes
+ *   P/schedule          the on-call schedule file, in schedule_to_json's
+ *                       form (coord/schedule.h)
  *   P/majors/INCIDENT   reserved: major incidents and escalation deadlines
  *
  * Decoders refuse a record that is not ours (IM_ECORRUPT naming the
@@ -44,7 +48,7 @@ struct assignment_record {
     char incident[INCIDENT_ID_MAX + 1];
     char owner_site[SITE_CODE_MAX + 1];
     char manager[PERSON_MAX + 1];
-    char reason[RECORDS_REASON_MAX + 1];
+    char reason[REASON_MAX + 1]; /* an election's reason (coord/elect.h) */
     uint64_t assigned_at_ms;
     char by[COORD_ID_MAX + 1];
     int64_t term;
@@ -64,6 +68,18 @@ int records_site_decode(const uint8_t *json, size_t size,
 char *records_assignment_encode(const struct assignment_record *r);
 int records_assignment_decode(const uint8_t *json, size_t size,
                               struct assignment_record *out, struct im_err *e);
+
+/* An open incident as the leader recorded it (P/open/INCIDENT). */
+struct open_record {
+    char incident[INCIDENT_ID_MAX + 1];
+    char service[SERVICE_MAX + 1];
+    uint32_t priority;
+    uint64_t since_ms; /* when the leader first recorded it open */
+};
+
+char *records_open_encode(const struct open_record *r);
+int records_open_decode(const uint8_t *json, size_t size,
+                        struct open_record *out, struct im_err *e);
 
 /* The leader key's value: {"id": id, "api": api}. */
 char *records_leader_encode(const char *id, const char *api);

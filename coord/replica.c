@@ -9,6 +9,8 @@
 
 #include "clock.h"
 #include "log.h"
+#include "owners.h"
+#include "schedstore.h"
 
 static uint64_t
 ttl_ms(const struct replica *r)
@@ -351,10 +353,13 @@ campaign(struct replica *r, uint64_t now)
     free(value);
     if (rv == 0) {
         struct im_err le = {0};
-        if (load_sites(r, &le) != 0) {
-            /* Without the records we would re-declare every site: give the
-             * term back and try again. */
-            log_warn("elected, but cannot read the site records: %s; resigning",
+        /* Everything a decision depends on, re-read from etcd before the
+         * first one: site health, the schedule, open incidents and their
+         * owners. Without them we would re-declare every site or decide
+         * twice: give the term back and try again. */
+        if (load_sites(r, &le) != 0 || schedstore_reload(r, 1, &le) != 0 ||
+            owners_load(r, term, &le) != 0) {
+            log_warn("elected, but cannot read the records: %s; resigning",
                      im_errmsg(&le));
             etcd_resign(&r->etcd, r->k_leader, term, &le);
             return;
@@ -397,6 +402,22 @@ campaign(struct replica *r, uint64_t now)
         log_warn("campaign: %s", im_errmsg(&e));
 }
 
+/* Every replica reloads the schedule when its etcd revision changed. */
+static void
+schedule_poll(struct replica *r, uint64_t now)
+{
+    struct im_err e = {0};
+    uint64_t last;
+
+    pthread_mutex_lock(&r->mu);
+    last = r->sched_checked_mono_ms;
+    pthread_mutex_unlock(&r->mu);
+    if (now - last < COORD_SCHEDULE_POLL_MS)
+        return;
+    if (schedstore_reload(r, 0, &e) != 0)
+        log_debug("schedule: %s", im_errmsg(&e));
+}
+
 static void *
 elect_main(void *arg)
 {
@@ -412,8 +433,10 @@ elect_main(void *arg)
         if (r->leader && !leading)
             step_down(r, "its last keepalive is older than its TTL");
         pthread_mutex_unlock(&r->mu);
+        schedule_poll(r, now);
         if (leading) {
             liveness_tick(r);
+            owners_tick(r);
             wait_ms(r, COORD_TICK_MS);
             continue;
         }
@@ -499,8 +522,12 @@ replica_start(struct replica *r, const struct config *cfg, struct im_err *e)
     records_key(r->k_leader, cfg->etcd.prefix, "coord", "leader");
     records_key(r->k_sites, cfg->etcd.prefix, "sites", "");
     records_key(r->k_assign, cfg->etcd.prefix, "assign", "");
+    records_key(r->k_open, cfg->etcd.prefix, "open", "");
+    snprintf(r->k_schedule, sizeof r->k_schedule, "%s/schedule",
+             cfg->etcd.prefix);
     for (size_t i = 0; i < cfg->sites_count; i++)
         r->sites[r->sites_count++].cfg = &cfg->sites[i];
+    openset_init(&r->open, r->sites_count);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (pthread_create(&r->elect_thread, NULL, elect_main, r) != 0) {
@@ -545,6 +572,9 @@ replica_stop(struct replica *r)
         log_debug("revoke lease: %s", im_errmsg(&e));
     etcd_close(&r->etcd);
     sodium_memzero(&r->key, sizeof r->key);
+    openset_free(&r->open);
+    schedule_free(r->sched);
+    r->sched = NULL;
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
 }

@@ -31,7 +31,9 @@
 #include "config.h"
 #include "etcd.h"
 #include "keys.h"
+#include "openset.h"
 #include "records.h"
+#include "schedule.h"
 
 /* The leader's liveness tick: bounds how late a silent site is declared
  * down beyond its lease. */
@@ -39,6 +41,10 @@
 /* A standby campaigns at least this often, in case it missed the leader
  * key's deletion between two watches. */
 #define COORD_CAMPAIGN_MS 500
+/* Every replica checks the stored schedule's revision this often and
+ * reloads it when it changed (the leader also reloads at once after an
+ * apply, and before acting as a new leader). */
+#define COORD_SCHEDULE_POLL_MS 1000
 /* One standby watch lasts at most this long, then is renewed (a watch on a
  * dead etcd member would otherwise wait forever). */
 #define COORD_WATCH_MS 5000
@@ -62,6 +68,8 @@ struct replica {
     char k_leader[RECORDS_KEY_MAX + 1];
     char k_sites[RECORDS_KEY_MAX + 1];  /* P/sites/ */
     char k_assign[RECORDS_KEY_MAX + 1]; /* P/assign/ */
+    char k_open[RECORDS_KEY_MAX + 1];   /* P/open/ */
+    char k_schedule[RECORDS_KEY_MAX + 1];
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -78,6 +86,16 @@ struct replica {
     int64_t leader_term;
     int wake;         /* the watch saw the leader key go */
     uint64_t deposed; /* times this replica lost a fenced write */
+    /* Ownership (coord/owners.h), under mu: the open incidents this
+     * replica knows of; their owners are valid while it leads. */
+    struct openset open;
+    uint64_t owners_loaded_term; /* the term whose records were loaded */
+    /* The schedule in force (coord/schedstore.h), under mu: the parsed
+     * copy of P/schedule at sched_rev (its mod_revision; 0 = none). A
+     * reader uses it under mu; a reload swaps it under mu. */
+    struct schedule *sched;
+    int64_t sched_rev;
+    uint64_t sched_checked_mono_ms;
 
     atomic_int stop;
     pthread_t elect_thread, watch_thread;

@@ -33,9 +33,8 @@
 #include "escalate.h"
 #include "oncall.h"
 
-/* One schedule document. A thousand overrides on each of many sites fit
- * easily; more is an import gone wrong. Checked before parsing. */
-#define SCHEDULE_TEXT_MAX (4 * 1024 * 1024)
+/* SCHEDULE_TEXT_MAX (lib/bounds.h, imctl checks it too) bounds one
+ * document; checked before parsing. */
 
 #define SCHEDULE_VERSION 1
 

@@ -7,106 +7,11 @@
 
 #include "clock.h"
 #include "log.h"
+#include "owners.h"
 #include "request.h"
+#include "schedstore.h"
 
 /* ---- assignments ---- */
-
-/* Reads the assignments of ids[0..n) (those that exist) into out, in
- * order; *found_out says which were found (found[i]). */
-static int
-assignments_read(struct replica *r, const char *const *ids, size_t n,
-                 struct assignment_record *out, int *found, struct im_err *e)
-{
-    for (size_t base = 0; base < n; base += ETCD_TXN_OPS_MAX) {
-        size_t m = n - base < ETCD_TXN_OPS_MAX ? n - base : ETCD_TXN_OPS_MAX;
-        struct etcd_op ops[ETCD_TXN_OPS_MAX];
-        char keys[ETCD_TXN_OPS_MAX][RECORDS_KEY_MAX + 1];
-        struct etcd_txn_result res;
-        int rv;
-
-        for (size_t i = 0; i < m; i++) {
-            records_key(keys[i], r->cfg->etcd.prefix, "assign", ids[base + i]);
-            ops[i] = (struct etcd_op){.kind = ETCD_OP_RANGE, .key = keys[i]};
-        }
-        if ((rv = etcd_txn(&r->etcd, NULL, 0, ops, m, NULL, 0, &res, e)) != 0)
-            return rv;
-        for (size_t i = 0; i < m; i++) {
-            struct im_err de = {0};
-            found[base + i] = 0;
-            if (i >= res.ranges_count || res.ranges[i].count != 1)
-                continue;
-            if (records_assignment_decode(res.ranges[i].kvs[0].value,
-                                          res.ranges[i].kvs[0].value_size,
-                                          &out[base + i], &de) != 0) {
-                log_warn("%s: %s", keys[i], im_errmsg(&de));
-                continue;
-            }
-            out[base + i].token = (uint64_t)res.ranges[i].kvs[0].mod_revision;
-            found[base + i] = 1;
-        }
-        etcd_txn_result_free(&res);
-    }
-    return 0;
-}
-
-/* The leader records the default owner of incidents that have none: their
- * origin site (DESIGN.md §5: the origin owns its incidents while it is
- * up). Owner election proper (rotations, failover, load) replaces this
- * rule; the records and tokens stay as they are. */
-static void
-assignments_default(struct replica *r, const char *const *ids, size_t n,
-                    struct assignment_record *recs, int *found)
-{
-    struct etcd_cmp cmps[ETCD_TXN_OPS_MAX - 1];
-    struct etcd_op ops[ETCD_TXN_OPS_MAX - 1];
-    char keys[ETCD_TXN_OPS_MAX - 1][RECORDS_KEY_MAX + 1];
-    char *values[ETCD_TXN_OPS_MAX - 1];
-    size_t idx[ETCD_TXN_OPS_MAX - 1], m = 0;
-    uint64_t now = clock_wall_ms();
-    struct im_err e = {0};
-    int64_t term = 0, rev = 0;
-
-    if (!replica_leading(r, &term, NULL, NULL))
-        return;
-    for (size_t i = 0; i < n && m < ETCD_TXN_OPS_MAX - 1; i++) {
-        struct assignment_record *a = &recs[i];
-        if (found[i] || records_incident_origin(ids[i], a->owner_site) != 0 ||
-            replica_site_index(r, a->owner_site) < 0)
-            continue;
-        snprintf(a->incident, sizeof a->incident, "%s", ids[i]);
-        a->manager[0] = '\0';
-        snprintf(a->reason, sizeof a->reason,
-                 "origin site %s owns its incidents while it is up (default)",
-                 a->owner_site);
-        a->assigned_at_ms = now;
-        snprintf(a->by, sizeof a->by, "%s", r->self->id);
-        a->term = term;
-        records_key(keys[m], r->cfg->etcd.prefix, "assign", ids[i]);
-        if ((values[m] = records_assignment_encode(a)) == NULL)
-            break;
-        cmps[m] = (struct etcd_cmp){.key = keys[m],
-                                    .target = ETCD_CMP_CREATE,
-                                    .result = ETCD_EQUAL,
-                                    .number = 0};
-        ops[m] = (struct etcd_op){.kind = ETCD_OP_PUT,
-                                  .key = keys[m],
-                                  .value = values[m],
-                                  .value_size = strlen(values[m])};
-        idx[m++] = i;
-    }
-    if (m == 0)
-        return;
-    if (replica_txn(r, cmps, m, ops, m, &rev, &e) == 0) {
-        for (size_t k = 0; k < m; k++) {
-            recs[idx[k]].token = (uint64_t)rev;
-            found[idx[k]] = 1;
-        }
-    } else if (e.code != IM_ENOTLEADER) {
-        log_debug("recording default owners: %s", im_errmsg(&e));
-    }
-    for (size_t k = 0; k < m; k++)
-        free(values[k]);
-}
 
 static void
 assignment_pb(const struct assignment_record *a, Im__Assignment *pb)
@@ -140,7 +45,7 @@ site_name(void *arg, int i)
 /* Assignments of ids into reply (allocated; the caller frees *pbs, *ptrs,
  * *recs). */
 static int
-lookup(struct server *s, const char *const *ids, size_t n, int create,
+lookup(struct server *s, const char *const *ids, size_t n,
        struct assignment_record **recs_out, Im__Assignment **pbs_out,
        Im__Assignment ***ptrs_out, size_t *count_out, struct im_err *e)
 {
@@ -155,10 +60,8 @@ lookup(struct server *s, const char *const *ids, size_t n, int create,
         rv = im_errf(e, IM_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rv = assignments_read(s->r, ids, n, recs, found, e)) != 0)
+    if ((rv = owners_read(s->r, ids, n, recs, found, e)) != 0)
         goto fail;
-    if (create)
-        assignments_default(s->r, ids, n, recs, found);
     for (size_t i = 0; i < n; i++)
         if (found[i]) {
             assignment_pb(&recs[i], &pbs[k]);
@@ -179,6 +82,42 @@ fail:
     return rv;
 }
 
+/* The leader's answer to a heartbeat: owners for what the site listed
+ * that has none yet, then every assignment naming the site, so a new
+ * owner learns of a failover at its next heartbeat. */
+static int
+heartbeat_assignments(struct replica *r, int site,
+                      struct assignment_record **recs_out,
+                      Im__Assignment **pbs_out, Im__Assignment ***ptrs_out,
+                      size_t *count_out, struct im_err *e)
+{
+    struct assignment_record *recs;
+    Im__Assignment *pbs, **ptrs;
+    size_t n;
+    int rv;
+
+    owners_assign(r, site);
+    if ((rv = owners_for_site(r, site, &recs, &n, e)) != 0)
+        return rv;
+    pbs = calloc(n ? n : 1, sizeof *pbs);
+    ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (pbs == NULL || ptrs == NULL) {
+        free(recs);
+        free(pbs);
+        free(ptrs);
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        assignment_pb(&recs[i], &pbs[i]);
+        ptrs[i] = &pbs[i];
+    }
+    *recs_out = recs;
+    *pbs_out = pbs;
+    *ptrs_out = ptrs;
+    *count_out = n;
+    return 0;
+}
+
 static int
 serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
            uint8_t **reply, size_t *reply_size, struct im_err *e)
@@ -191,8 +130,7 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
     Im__OwnershipReply own = IM__OWNERSHIP_REPLY__INIT;
     struct assignment_record *recs = NULL;
     Im__Assignment *pbs = NULL, **ptrs = NULL;
-    const char **ids = NULL;
-    size_t n = 0, count = 0;
+    size_t count = 0;
     char leader_id[COORD_ID_MAX + 1], leader_api[URL_MAX + 1];
     int64_t term = 0;
     int leading, rv = 0;
@@ -226,16 +164,10 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
         hb.term = (uint64_t)term;
         hb.lease_ms = s->cfg->coord.lease_ms;
         hb.now_ms = clock_wall_ms();
+        owners_observe(r, site, h);
         if (leading) {
-            if ((ids = calloc(h->n_open ? h->n_open : 1, sizeof *ids)) ==
-                NULL) {
-                rv = im_errf(e, IM_ENOMEM, "out of memory");
-                goto out;
-            }
-            for (size_t i = 0; i < h->n_open; i++)
-                if (strlen(h->open[i]->id) <= INCIDENT_ID_MAX)
-                    ids[n++] = h->open[i]->id;
-            if ((rv = lookup(s, ids, n, 1, &recs, &pbs, &ptrs, &count, e)) != 0)
+            if ((rv = heartbeat_assignments(r, site, &recs, &pbs, &ptrs, &count,
+                                            e)) != 0)
                 goto out;
             hb.lease_granted = 1;
             hb.assignments = ptrs;
@@ -260,7 +192,7 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
                 goto out;
             }
         if ((rv = lookup(s, (const char *const *)q->incidents, q->n_incidents,
-                         0, &recs, &pbs, &ptrs, &count, e)) != 0)
+                         &recs, &pbs, &ptrs, &count, e)) != 0)
             goto out;
         own.assignments = ptrs;
         own.n_assignments = count;
@@ -276,7 +208,6 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
     }
     im__coord_reply__pack(&rep, *reply);
 out:
-    free(ids);
     free(recs);
     free(pbs);
     free(ptrs);
@@ -285,6 +216,10 @@ out:
 }
 
 /* ---- operators ---- */
+
+/* An operator's reason for a move: room is left in the record's reason
+ * for "reassigned by operator NAME: " and the manager sentence. */
+#define MOVE_REASON_MAX 200
 
 struct opctx {
     struct server *s;
@@ -402,13 +337,14 @@ op_owner(struct opctx *x, const char *id, size_t *size)
     struct assignment_record a;
     int found = 0, rv;
     struct im_err e = {0};
-    char origin[SITE_CODE_MAX + 1], msg[256], l1[256], l2[256], l3[256];
+    char origin[SITE_CODE_MAX + 1], msg[256], l1[256], l2[REASON_MAX + 16],
+        l3[256];
     char *explain[3];
     char when[CLOCK_RFC3339_MAX];
 
     if ((rv = check_incident(id, origin, msg, sizeof msg)) != 0)
         return result_error(rv, msg, size);
-    if ((rv = assignments_read(s->r, &id, 1, &a, &found, &e)) != 0)
+    if ((rv = owners_read(s->r, &id, 1, &a, &found, &e)) != 0)
         return result_error(rv, im_errmsg(&e), size);
     if (!found) {
         snprintf(msg, sizeof msg,
@@ -419,7 +355,7 @@ op_owner(struct opctx *x, const char *id, size_t *size)
     }
     clock_fmt_rfc3339(a.assigned_at_ms, when);
     snprintf(l1, sizeof l1, "owner: site %s, manager %s, token %llu",
-             a.owner_site, a.manager[0] ? a.manager : "(on-call not yet known)",
+             a.owner_site, a.manager[0] ? a.manager : "(nobody on call)",
              (unsigned long long)a.token);
     snprintf(l2, sizeof l2, "why: %s", a.reason);
     snprintf(l3, sizeof l3, "decided at %s by coordinator %s (term %lld)", when,
@@ -435,64 +371,28 @@ op_owner(struct opctx *x, const char *id, size_t *size)
     return pack_result(&res, size);
 }
 
-/* A leader's reassignment: to_site (handback: the origin) takes over. */
+/* A leader's reassignment: to_site (handback: the origin) takes over;
+ * coord/owners.c decides and records. */
 static uint8_t *
 op_move(struct opctx *x, const char *id, const char *to_site,
         const char *manager, const char *why, int handback, size_t *size)
 {
-    struct server *s = x->s;
-    struct assignment_record a, cur;
-    int found = 0, rv;
+    struct assignment_record a;
     struct im_err e = {0};
-    char origin[SITE_CODE_MAX + 1], msg[256], key[RECORDS_KEY_MAX + 1];
-    char *value;
-    int64_t rev = 0;
-    struct etcd_op put;
+    char origin[SITE_CODE_MAX + 1], msg[256];
+    int rv;
 
     if ((rv = check_incident(id, origin, msg, sizeof msg)) != 0)
         return result_error(rv, msg, size);
-    if (handback)
-        to_site = origin;
-    if (replica_site_index(s->r, to_site) < 0) {
-        snprintf(msg, sizeof msg, "no site '%.16s' in this cluster", to_site);
-        return result_error(IM_EINVAL, msg, size);
-    }
-    if (strlen(manager) > PERSON_MAX || strlen(why) > RECORDS_REASON_MAX - 40) {
+    if (strlen(manager) > PERSON_MAX || strlen(why) > MOVE_REASON_MAX) {
         snprintf(msg, sizeof msg,
                  "manager over %d or reason over %d characters", PERSON_MAX,
-                 RECORDS_REASON_MAX - 40);
+                 MOVE_REASON_MAX);
         return result_error(IM_ETOOBIG, msg, size);
     }
-    if ((rv = assignments_read(s->r, &id, 1, &cur, &found, &e)) != 0)
+    if ((rv = owners_move(x->s->r, id, to_site, manager, why, handback,
+                          x->op->name, &a, &e)) != 0)
         return result_error(rv, im_errmsg(&e), size);
-    if (!found) {
-        snprintf(msg, sizeof msg, "no owner recorded for %s yet", id);
-        return result_error(IM_ENOTFOUND, msg, size);
-    }
-    memset(&a, 0, sizeof a);
-    snprintf(a.incident, sizeof a.incident, "%s", id);
-    snprintf(a.owner_site, sizeof a.owner_site, "%s", to_site);
-    snprintf(a.manager, sizeof a.manager, "%s", manager);
-    snprintf(a.reason, sizeof a.reason, "%s by operator %s%s%s",
-             handback ? "handed back" : "reassigned", x->op->name,
-             why[0] ? ": " : "", why);
-    a.assigned_at_ms = clock_wall_ms();
-    snprintf(a.by, sizeof a.by, "%s", s->r->self->id);
-    a.term = x->term;
-    records_key(key, s->cfg->etcd.prefix, "assign", id);
-    if ((value = records_assignment_encode(&a)) == NULL)
-        return result_error(IM_ENOMEM, "out of memory", size);
-    put = (struct etcd_op){.kind = ETCD_OP_PUT,
-                           .key = key,
-                           .value = value,
-                           .value_size = strlen(value)};
-    rv = replica_txn(s->r, NULL, 0, &put, 1, &rev, &e);
-    free(value);
-    if (rv != 0)
-        return result_error(rv, im_errmsg(&e), size);
-    a.token = (uint64_t)rev;
-    log_info("%s: owner %s -> %s (token %llu) by %s", id, cur.owner_site,
-             to_site, (unsigned long long)a.token, x->op->name);
     {
         Im__Result res = IM__RESULT__INIT;
         Im__OwnerReply orp = IM__OWNER_REPLY__INIT;
@@ -502,6 +402,124 @@ op_move(struct opctx *x, const char *id, const char *to_site,
         res.owner = &orp;
         return pack_result(&res, size);
     }
+}
+
+/* ---- schedules and on-call ---- */
+
+static uint8_t *
+op_schedule_apply(struct opctx *x, const Im__ScheduleApply *q, size_t *size)
+{
+    Im__Result res = IM__RESULT__INIT;
+    Im__ScheduleReply sr = IM__SCHEDULE_REPLY__INIT;
+    struct schedstore_warnings *w = malloc(sizeof *w);
+    char *warnings[SCHEDULE_WARNINGS_MAX];
+    struct im_err e = {0};
+    int64_t rev = 0;
+    uint8_t *out;
+    int rv;
+
+    if (w == NULL)
+        return result_error(IM_ENOMEM, "out of memory", size);
+    rv = schedstore_apply(x->s->r, q->text, strlen(q->text), q->dry_run, &rev,
+                          w, &e);
+    if (rv != 0) {
+        free(w);
+        return result_error(rv, im_errmsg(&e), size);
+    }
+    for (size_t i = 0; i < w->count; i++)
+        warnings[i] = w->text[i];
+    sr.revision = (uint64_t)rev;
+    sr.stored = !q->dry_run;
+    sr.text = (char *)"";
+    sr.warnings = warnings;
+    sr.n_warnings = w->count;
+    res.schedule = &sr;
+    out = pack_result(&res, size);
+    free(w);
+    return out;
+}
+
+static uint8_t *
+op_schedule_get(struct opctx *x, size_t *size)
+{
+    Im__Result res = IM__RESULT__INIT;
+    Im__ScheduleReply sr = IM__SCHEDULE_REPLY__INIT;
+    struct im_err e = {0};
+    char *text = NULL;
+    int64_t rev = 0;
+    uint8_t *out;
+    int rv;
+
+    if ((rv = schedstore_get(x->s->r, &text, &rev, &e)) != 0)
+        return result_error(rv, im_errmsg(&e), size);
+    sr.text = text;
+    sr.revision = (uint64_t)rev;
+    res.schedule = &sr;
+    out = pack_result(&res, size);
+    free(text);
+    return out;
+}
+
+static uint8_t *
+op_oncall(struct opctx *x, const Im__OncallGet *q, size_t *size)
+{
+    struct replica *r = x->s->r;
+    Im__Result res = IM__RESULT__INIT;
+    Im__OncallReply orp = IM__ONCALL_REPLY__INIT;
+    Im__OncallEntry pbs[SITES_MAX + 1], *ptrs[SITES_MAX + 1];
+    struct schedstore_oncall_row *rows;
+    const char *codes[SITES_MAX];
+    uint64_t at = q->at_ms ? q->at_ms : clock_wall_ms();
+    size_t n = 0;
+    char msg[160];
+    uint8_t *out;
+
+    if (q->site[0] != '\0') {
+        int i = replica_site_index(r, q->site);
+        if (i < 0) {
+            snprintf(msg, sizeof msg, "no site '%.16s' in this cluster",
+                     q->site);
+            return result_error(IM_EINVAL, msg, size);
+        }
+        codes[n++] = r->sites[i].cfg->code;
+    } else {
+        for (size_t i = 0; i < r->sites_count; i++)
+            codes[n++] = r->sites[i].cfg->code;
+    }
+    if ((rows = calloc(n + 1, sizeof *rows)) == NULL)
+        return result_error(IM_ENOMEM, "out of memory", size);
+    pthread_mutex_lock(&r->mu);
+    if (r->sched == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        free(rows);
+        return result_error(IM_ENOTFOUND,
+                            "no schedule has been applied yet (imctl "
+                            "schedule apply FILE)",
+                            size);
+    }
+    schedstore_oncall(r->sched, codes, n, at, rows);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i <= n; i++) {
+        Im__OncallEntry *p = &pbs[i];
+        im__oncall_entry__init(p);
+        p->site = rows[i].site;
+        p->rotation = rows[i].source;
+        p->person = rows[i].person;
+        p->from_ms = rows[i].from_ms;
+        p->until_ms = rows[i].until_ms;
+        p->until_text = rows[i].until_text;
+        p->next_person = rows[i].next_person;
+        p->next_until_ms = rows[i].next_until_ms;
+        p->next_until_text = rows[i].next_until_text;
+        ptrs[i] = p;
+    }
+    orp.at_ms = at;
+    orp.entries = ptrs;
+    orp.n_entries = n + 1;
+    res.oncall = &orp;
+    out = pack_result(&res, size);
+    free(rows);
+    return out;
 }
 
 static int
@@ -536,14 +554,15 @@ run_op(struct opctx *x, const Im__Op *op, size_t *size)
         return op_move(x, op->handback->incident, "", "", op->handback->reason,
                        1, size);
     case IM__OP__KIND_SCHEDULE_APPLY:
-    case IM__OP__KIND_SCHEDULE_GET:
-    case IM__OP__KIND_ONCALL:
+        return op_schedule_apply(x, op->schedule_apply, size);
+    case IM__OP__KIND_SCHEDULE_GET: return op_schedule_get(x, size);
+    case IM__OP__KIND_ONCALL: return op_oncall(x, op->oncall, size);
     case IM__OP__KIND_MAJORS:
     case IM__OP__KIND_MAJOR_DECLARE:
     case IM__OP__KIND_ESCALATE:
         return result_error(IM_EINVAL,
-                            "this coordinator does not serve on-call "
-                            "schedules and major-incident escalation yet",
+                            "this coordinator does not serve "
+                            "major-incident escalation yet",
                             size);
     case IM__OP__KIND_WRITE:
     case IM__OP__KIND_GET:

@@ -103,6 +103,13 @@
  * size (about 100 bytes each) and the etcd reads one heartbeat costs. */
 #define COORD_HEARTBEAT_INCIDENTS_MAX 1024
 
+/* One schedule document (coord/schedule.h). A thousand overrides on each
+ * of many sites fit easily; more is an import gone wrong. It travels in
+ * one operator request. */
+#define SCHEDULE_TEXT_MAX (4 * 1024 * 1024)
+_Static_assert(SCHEDULE_TEXT_MAX + 4096 <= REQ_SIZE_MAX,
+               "a schedule fits one request");
+
 /* The coordinator leader's etcd lease (whole seconds: etcd's unit). A dead
  * leader is replaced about this long after it stopped renewing; etcd
  * refuses less than ~1.5 x its election timeout (2 s with its defaults). */
