@@ -51,7 +51,8 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/http.c node/httpapi.c node/metrics.c node/status.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
-COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c
+COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c \
+              coord/majors.c
 # The coordinator's pure decisions (on-call, owner election, escalation, the
 # schedule file): no sockets, no clocks; imcoord and the unit tests link them.
 # Time zones come from the tz database through GLib (coord/tz.h says why).
@@ -80,7 +81,8 @@ LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 # Unit tests of the coordinator's pure modules, and of the coordinator.
-UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
+UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule \
+              test_majors
 UNIT_TESTS += test_coord
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \
@@ -130,9 +132,9 @@ $(BIN)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(NODE_LIB_OBJS) $(LIBIM)
 
 # The coordinator's unit test links its modules, not the node's.
 $(OUT)/tests/unit/test_coord.o: CFLAGS += -Icoord
-$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(LIBIM)
+$(BIN)/test_coord: $(OUT)/tests/unit/test_coord.o $(COORD_LIB_OBJS) $(COORD_LOGIC_OBJS) $(LIBIM)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LDLIBS)
 
 $(BIN)/imload: $(OUT)/tests/bench/imload.o $(LIBIM)
 	@mkdir -p $(BIN)

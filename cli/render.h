@@ -72,6 +72,12 @@ void render_sites_text(FILE *out, const Im__SitesReply *r, uint64_t now_ms);
 json_t *render_owner_json(const Im__OwnerReply *r);
 void render_owner_text(FILE *out, const Im__OwnerReply *r);
 
+/* imctl majors / major declare / escalate: major incidents with their
+ * owner, acknowledgement, escalation level and run, who the current level
+ * paged, the next deadline, and the pages issued and recorded. */
+json_t *render_majors_json(const Im__MajorsReply *r);
+void render_majors_text(FILE *out, const Im__MajorsReply *r, uint64_t now_ms);
+
 /* ---- helpers shared with report.c ---------------------------------------- */
 
 /* "P1".."P5", or "-" for 0 (unknown). */
