@@ -351,7 +351,8 @@ escalate_now(struct esc_state *st, const struct esc_policy *policy,
     if (reason[0] != '\0')
         snprintf(because, sizeof because, " (%s)", reason);
     n.count = 1;
-    n.items[0].why_code = ESC_WHY_MANUAL;
+    if (s.phase != ESC_EXHAUSTED)
+        n.items[0].why_code = ESC_WHY_MANUAL;
     if (s.phase == ESC_EXHAUSTED) {
         notice_why(&n.items[0],
                    "escalated by %s%s past the last level of the last run; "

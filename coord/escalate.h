@@ -111,7 +111,8 @@ enum esc_why {
     ESC_WHY_EXHAUSTED, /* nobody acknowledged; the global manager is told */
     ESC_WHY_HELP,      /* a site was asked to help */
     ESC_WHY_COPY,      /* a helping site's copy of one of the above */
-    ESC_WHY_MANUAL,    /* an operator moved the ladder on (escalate_now) */
+    ESC_WHY_MANUAL,    /* an operator moved the ladder on (escalate_now);
+                          past the end it is ESC_WHY_EXHAUSTED */
 };
 
 /* One notification due. `site` is the site whose role is meant (the owner

@@ -67,7 +67,7 @@ page_add(struct major_record *m, const char *site, const char *person,
     if (m->pending_count == MAJORS_PENDING_MAX) {
         memmove(&m->pending[0], &m->pending[1],
                 (MAJORS_PENDING_MAX - 1) * sizeof m->pending[0]);
-        m->pending_count--;
+        m->pending_count--; /* the last slot is rewritten below */
         m->expired++;
     }
     p = &m->pending[m->pending_count++];
@@ -289,6 +289,7 @@ majors_recorded(struct major_record *m, uint32_t n)
         memmove(&m->pending[i], &m->pending[i + 1],
                 (m->pending_count - i - 1) * sizeof m->pending[0]);
         m->pending_count--;
+        memset(&m->pending[m->pending_count], 0, sizeof m->pending[0]);
         m->recorded++;
         return 1;
     }
@@ -307,6 +308,7 @@ majors_expire(struct major_record *m, uint64_t now_ms)
         }
         m->pending[k++] = m->pending[i];
     }
+    memset(&m->pending[k], 0, (m->pending_count - k) * sizeof m->pending[0]);
     m->pending_count = k;
     m->expired += (uint32_t)gone;
     return gone;
@@ -319,6 +321,7 @@ majors_resolve(struct major_record *m, const char *why, uint64_t now_ms)
     snprintf(m->resolved_why, sizeof m->resolved_why, "%s", why);
     /* Pages not yet recorded are not for a resolved incident any more. */
     m->expired += (uint32_t)m->pending_count;
+    memset(m->pending, 0, sizeof m->pending);
     m->pending_count = 0;
 }
 
