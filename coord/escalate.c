@@ -91,8 +91,8 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
 }
 
 void
-escalate_describe_target(const struct esc_level *l, const char *site,
-                         char *out, size_t cap)
+escalate_describe_target(const struct esc_level *l, const char *site, char *out,
+                         size_t cap)
 {
     switch (l->target) {
     case ESC_SITE_MANAGER:
@@ -257,7 +257,7 @@ escalate_tick(struct esc_state *st, const struct esc_policy *policy,
 
     if (st->level < policy->levels_count)
         escalate_describe_target(&policy->levels[st->level], owner_site, missed,
-                        sizeof missed);
+                                 sizeof missed);
     else
         snprintf(missed, sizeof missed, "a level since removed");
     within[0] = '\0';

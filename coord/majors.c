@@ -87,8 +87,7 @@ page_dup(const struct major_record *m, uint32_t first, const char *site,
          const char *person)
 {
     for (size_t i = 0; i < m->pending_count; i++)
-        if (m->pending[i].n >= first &&
-            strcmp(m->pending[i].site, site) == 0 &&
+        if (m->pending[i].n >= first && strcmp(m->pending[i].site, site) == 0 &&
             strcmp(m->pending[i].person, person) == 0)
             return 1;
     return 0;
@@ -114,8 +113,9 @@ issue(struct major_record *m, const struct esc_policy *p,
         const struct esc_notice *n = &ns->items[i];
         char person[PERSON_MAX + 1];
         resolve_person(s, n, now_ms, person);
-        page_add(m, n->site, person, is_level_page(n->why_code) ? n->level + 1 : 0,
-                 n->pass + 1, n->why, now_ms);
+        page_add(m, n->site, person,
+                 is_level_page(n->why_code) ? n->level + 1 : 0, n->pass + 1,
+                 n->why, now_ms);
         if (i > 0 || n->why_code == ESC_WHY_HELP)
             continue;
         snprintf(m->paged_site, sizeof m->paged_site, "%s", n->site);
@@ -235,7 +235,8 @@ refuse_resolved(const struct major_record *m, struct im_err *e)
 {
     char at[CLOCK_RFC3339_MAX];
     clock_fmt_rfc3339(m->resolved_ms, at);
-    return im_errf(e, IM_ESTATE, "%s was resolved at %s (%s): nothing to escalate",
+    return im_errf(e, IM_ESTATE,
+                   "%s was resolved at %s (%s): nothing to escalate",
                    m->incident, at, m->resolved_why);
 }
 
@@ -419,8 +420,8 @@ reply_fill_locked(struct majors *m, const char *site, Im__HeartbeatReply *hb)
 
     for (size_t i = 0; i < m->count; i++) {
         const struct majors_entry *x = &m->items[i];
-        int named = strcmp(x->rec.owner, site) == 0 ||
-                    strcmp(x->rec.origin, site) == 0;
+        int named =
+            strcmp(x->rec.owner, site) == 0 || strcmp(x->rec.origin, site) == 0;
         for (size_t k = 0; !named && k < x->rec.affects_count; k++)
             named = strcmp(x->rec.affects[k], site) == 0;
         nm += named;
@@ -429,8 +430,8 @@ reply_fill_locked(struct majors *m, const char *site, Im__HeartbeatReply *hb)
     }
     if (nm > 0 && (hb->majors = calloc(nm, sizeof *hb->majors)) == NULL)
         return IM_ENOMEM;
-    if (np > 0 && (hb->escalations = calloc(np, sizeof *hb->escalations)) ==
-                      NULL)
+    if (np > 0 &&
+        (hb->escalations = calloc(np, sizeof *hb->escalations)) == NULL)
         return IM_ENOMEM;
     for (size_t i = 0; i < m->count && !oom; i++) {
         const struct majors_entry *x = &m->items[i];
@@ -729,7 +730,8 @@ schedule_refresh(struct majors *m)
         return;
     }
     if (kv.mod_revision != m->sched_rev) {
-        if (schedule_parse((const char *)kv.value, kv.value_size, &s, &e) != 0) {
+        if (schedule_parse((const char *)kv.value, kv.value_size, &s, &e) !=
+            0) {
             log_warn("%s (revision %" PRId64 "): %s; keeping the schedule "
                      "read before",
                      m->k_schedule, kv.mod_revision, im_errmsg(&e));
@@ -777,8 +779,8 @@ ensure_loaded(struct majors *m, int64_t term, struct im_err *e)
                      MAJORS_ACTIVE_MAX, rg.kvs[k].key);
             break;
         }
-        if (records_major_decode(rg.kvs[k].value, rg.kvs[k].value_size,
-                                 &x->rec, &de) != 0) {
+        if (records_major_decode(rg.kvs[k].value, rg.kvs[k].value_size, &x->rec,
+                                 &de) != 0) {
             log_warn("%s: %s: left alone", rg.kvs[k].key, im_errmsg(&de));
             continue;
         }
@@ -1015,8 +1017,9 @@ step_one(struct majors *m, int64_t term, const char *id,
                          snap->ack_site);
             }
         }
-        need_owner = now - snap->owner_checked_ms >= MAJORS_OWNER_REFRESH_MS ||
-                     (rec->esc.phase == ESC_ACTIVE && now >= rec->esc.deadline_ms);
+        need_owner =
+            now - snap->owner_checked_ms >= MAJORS_OWNER_REFRESH_MS ||
+            (rec->esc.phase == ESC_ACTIVE && now >= rec->esc.deadline_ms);
         if (need_owner) {
             char owner[SITE_CODE_MAX + 1];
             if (owner_read(m, id, rec->origin, owner, &e) == 0) {
@@ -1065,7 +1068,7 @@ step_one(struct majors *m, int64_t term, const char *id,
 static void
 tick(struct majors *m, int64_t term)
 {
-    char (*ids)[INCIDENT_ID_MAX + 1];
+    char(*ids)[INCIDENT_ID_MAX + 1];
     struct esc_policy pol;
     size_t n = 0, nq;
     uint64_t now;
@@ -1205,9 +1208,8 @@ record_pb(const struct major_record *r, Im__MajorRecord *pb)
     pb->run = r->esc.pass + 1;
     pb->runs = r->runs;
     pb->levels = r->levels;
-    pb->phase = dup_str(r->resolved_ms ? "resolved"
-                                       : escalate_phase_name(r->esc.phase),
-                        &oom);
+    pb->phase = dup_str(
+        r->resolved_ms ? "resolved" : escalate_phase_name(r->esc.phase), &oom);
     pb->acked_by = dup_str(r->esc.acked_by, &oom);
     pb->acked_at_ms = r->esc.acked_ms;
     pb->target = dup_str(r->target, &oom);
@@ -1237,10 +1239,10 @@ record_pb(const struct major_record *r, Im__MajorRecord *pb)
 static void
 record_pb_free(Im__MajorRecord *pb)
 {
-    char **strs[] = {&pb->incident,     &pb->declared_by, &pb->reason,
-                     &pb->global_manager, &pb->owner_site, &pb->origin_site,
-                     &pb->phase,        &pb->acked_by,    &pb->target,
-                     &pb->paged_person, &pb->paged_site,  &pb->resolved_why};
+    char **strs[] = {&pb->incident,       &pb->declared_by, &pb->reason,
+                     &pb->global_manager, &pb->owner_site,  &pb->origin_site,
+                     &pb->phase,          &pb->acked_by,    &pb->target,
+                     &pb->paged_person,   &pb->paged_site,  &pb->resolved_why};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (*strs[i] != protobuf_c_empty_string)
             free(*strs[i]);
@@ -1390,8 +1392,9 @@ majors_op_declare(struct majors *m, const char *operator_name,
                        AFFECTS_MAX);
     for (size_t i = 0; i < d->n_affects; i++) {
         if (replica_site_index(m->r, d->affects[i]) < 0)
-            return im_errf(e, IM_EINVAL, "affects: no site '%.16s' in this "
-                                         "cluster",
+            return im_errf(e, IM_EINVAL,
+                           "affects: no site '%.16s' in this "
+                           "cluster",
                            d->affects[i]);
         for (size_t k = 0; k < i; k++)
             if (strcmp(d->affects[k], d->affects[i]) == 0)
@@ -1515,7 +1518,8 @@ majors_op_escalate(struct majors *m, const char *operator_name,
     if (to[0] != '\0')
         rv = majors_help(rec, m->sched, to, operator_name, now, e);
     else
-        rv = majors_escalate(rec, &pol, m->sched, operator_name, reason, now, e);
+        rv =
+            majors_escalate(rec, &pol, m->sched, operator_name, reason, now, e);
     if (rv != 0 || (rv = write_record(m, rec, term, rev, &rev, e)) != 0)
         goto out;
     cache_put(m, rec, rev, now);

@@ -147,7 +147,7 @@ struct majors {
 
     pthread_mutex_t mu; /* the cache and the observations */
     pthread_cond_t cv;
-    int64_t term; /* the term the cache was loaded in; 0 none */
+    int64_t term;               /* the term the cache was loaded in; 0 none */
     struct majors_entry *items; /* MAJORS_ACTIVE_MAX; [0, count) used */
     size_t count;
     struct {

@@ -337,7 +337,8 @@ records_major_decode(const uint8_t *json, size_t size, struct major_record *out,
         json_decref(j);
         return im_errf(e, IM_ENOMEM, "out of memory");
     }
-    if ((rv = get_str(j, "incident", r->incident, sizeof r->incident, e)) != 0 ||
+    if ((rv = get_str(j, "incident", r->incident, sizeof r->incident, e)) !=
+            0 ||
         (rv = get_site(j, "origin", r->origin, e)) != 0 ||
         (rv = get_site(j, "owner", r->owner, e)) != 0 ||
         (rv = get_u64(j, "declared_at_ms", &r->declared_ms, e)) != 0 ||
@@ -388,7 +389,8 @@ records_major_decode(const uint8_t *json, size_t size, struct major_record *out,
                  json_string_value(a));
     }
     pending = json_object_get(j, "pending");
-    if (!json_is_array(pending) || json_array_size(pending) > MAJORS_PENDING_MAX) {
+    if (!json_is_array(pending) ||
+        json_array_size(pending) > MAJORS_PENDING_MAX) {
         rv = im_errf(e, IM_ECORRUPT,
                      "field 'pending' is not a list of at most %d pages",
                      MAJORS_PENDING_MAX);

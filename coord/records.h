@@ -121,7 +121,7 @@ struct major_record {
     char paged_person[PERSON_MAX + 1];
     uint64_t resolved_ms; /* 0: open */
     char resolved_why[MAJORS_REASON_MAX + 1];
-    uint32_t issued, recorded, expired; /* pages */
+    uint32_t issued, recorded, expired;            /* pages */
     struct major_page pending[MAJORS_PENDING_MAX]; /* oldest first */
     size_t pending_count;
     char by[COORD_ID_MAX + 1]; /* the leader that wrote it, and its term */

@@ -522,9 +522,8 @@ op_majors(struct opctx *x, const Im__Op *op, size_t *size)
     int rv;
 
     if (m == NULL)
-        return result_error(IM_EINVAL,
-                            "this coordinator does not serve major incidents",
-                            size);
+        return result_error(
+            IM_EINVAL, "this coordinator does not serve major incidents", size);
     memset(&a, 0, sizeof a);
     if (op->kind_case == IM__OP__KIND_MAJORS)
         rv = majors_op_list(m, op->majors->all, &a, &e);

@@ -22,14 +22,17 @@ static const char SCHEDULE[] =
     " \"global\": {\"rotation\": {\"people\": [\"gina\"], \"length\": \"1w\","
     "   \"handoff\": \"09:00\", \"zone\": \"UTC\", \"start\": \"2020-01-06\"}},"
     " \"sites\": {"
-    "  \"AMS\": {\"rotation\": {\"people\": [\"alice\", \"bram\", \"carla\"], \"length\": "
+    "  \"AMS\": {\"rotation\": {\"people\": [\"alice\", \"bram\", \"carla\"], "
+    "\"length\": "
     "\"1d\", \"handoff\": \"09:00\", \"zone\": \"Europe/Amsterdam\", "
     "\"start\": \"2020-01-06\"}, \"overrides\": [{\"person\": \"alice\", "
-    "\"from\": \"2020-01-01T00:00:00Z\", \"until\": \"2099-01-01T00:00:00Z\"}]},"
+    "\"from\": \"2020-01-01T00:00:00Z\", \"until\": "
+    "\"2099-01-01T00:00:00Z\"}]},"
     "  \"NYC\": {\"rotation\": {\"people\": [\"nina\", \"oscar\"], \"length\": "
     "\"1d\", \"handoff\": \"08:00\", \"zone\": \"America/New_York\", "
     "\"start\": \"2020-01-06\"}, \"overrides\": [{\"person\": \"nina\", "
-    "\"from\": \"2020-01-01T00:00:00Z\", \"until\": \"2099-01-01T00:00:00Z\"}]},"
+    "\"from\": \"2020-01-01T00:00:00Z\", \"until\": "
+    "\"2099-01-01T00:00:00Z\"}]},"
     "  \"SGP\": {}},"
     " \"escalation\": {\"levels\": ["
     "   {\"target\": \"site_manager\", \"ack\": \"5m\"},"
@@ -417,20 +420,20 @@ TEST(record_refused)
                         "'issued' (1)") != NULL);
     CHECK_EQ_INT(decode_with("\"recorded\":0", "\"recorded\":3", &e),
                  IM_ECORRUPT);
-    CHECK_EQ_INT(decode_with("\"phase\":\"active\"", "\"phase\":\"asleep\"",
-                             &e),
-                 IM_ECORRUPT);
+    CHECK_EQ_INT(
+        decode_with("\"phase\":\"active\"", "\"phase\":\"asleep\"", &e),
+        IM_ECORRUPT);
     CHECK_EQ_INT(decode_with("\"level\":0", "\"level\":-1", &e), IM_ECORRUPT);
-    CHECK_EQ_INT(decode_with("\"reason\":\"payments down\"", "\"reason\":5",
-                             &e),
-                 IM_ECORRUPT);
+    CHECK_EQ_INT(
+        decode_with("\"reason\":\"payments down\"", "\"reason\":5", &e),
+        IM_ECORRUPT);
     CHECK_EQ_STR(e.msg, "field 'reason' is not a string of at most 160 bytes");
     static char big[MAJORS_RECORD_JSON_MAX + 2];
     struct major_record out;
     memset(big, ' ', sizeof big - 1);
-    CHECK_EQ_INT(records_major_decode((const uint8_t *)big, sizeof big - 1,
-                                      &out, &e),
-                 IM_ETOOBIG);
+    CHECK_EQ_INT(
+        records_major_decode((const uint8_t *)big, sizeof big - 1, &out, &e),
+        IM_ETOOBIG);
 }
 
 TEST_MAIN(RUN(registration_pages); RUN(ladder_pages_and_records);
