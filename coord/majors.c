@@ -1106,13 +1106,7 @@ wait_wake(struct majors *m, uint64_t ms)
     struct timespec ts;
     pthread_mutex_lock(&m->mu);
     if (!atomic_load(&m->stop) && !m->wake) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(ms / 1000);
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = clock_realtime_after(ms);
         pthread_cond_timedwait(&m->cv, &m->mu, &ts);
     }
     m->wake = 0;
