@@ -52,7 +52,7 @@ NODE_SRCS := node/main.c node/store.c node/commit.c node/api.c node/devmode.c \
              node/notify.c
 CLI_SRCS := cli/imctl.c cli/render.c cli/report.c
 COORD_SRCS := coord/main.c coord/replica.c coord/records.c coord/server.c \
-              coord/owners.c coord/schedstore.c
+              coord/owners.c coord/schedstore.c coord/majors.c
 # The coordinator's pure decisions (on-call, owner election, escalation, the
 # schedule file): no sockets, no clocks; imcoord and the unit tests link them.
 # Time zones come from the tz database through GLib (coord/tz.h says why).
@@ -81,7 +81,8 @@ LIBIM     := $(OUT)/libim.a
 # Unit tests of the shared library modules.
 UNIT_TESTS += test_err test_hlc test_clock test_keys test_config test_etcd
 # Unit tests of the coordinator's pure modules, and of the coordinator.
-UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule
+UNIT_TESTS += test_tz test_oncall test_elect test_escalate test_schedule \
+              test_majors
 UNIT_TESTS += test_coord test_openset
 
 .PHONY: all deps run test unit integration crash crash-long bench asan tsan \

@@ -1577,6 +1577,119 @@ cmd_reassign(struct ctx *c, const struct args *a)
     return owner_op(c, &op);
 }
 
+/* majors, major declare, escalate: one op, a MajorsReply. */
+static int
+majors_op(struct ctx *c, Im__Op *op)
+{
+    Im__Response *resp;
+    const Im__Result *res;
+    int rv;
+
+    if ((rv = coord_call_one(c, op, &resp, &res)) != 0)
+        return rv;
+    if (res->majors == NULL) {
+        im__response__free_unpacked(resp, NULL);
+        return im_errf(&c->err, IM_EPROTO, "coordinator sent no majors reply");
+    }
+    if (c->json)
+        rv = render_json_print(stdout, render_majors_json(res->majors), &c->err);
+    else
+        render_majors_text(stdout, res->majors, clock_wall_ms());
+    im__response__free_unpacked(resp, NULL);
+    return rv;
+}
+
+static int
+cmd_majors(struct ctx *c, const struct args *a)
+{
+    Im__MajorsList q = IM__MAJORS_LIST__INIT;
+    Im__Op op = IM__OP__INIT;
+
+    q.all = optval(a, "all") != NULL;
+    op.kind_case = IM__OP__KIND_MAJORS;
+    op.majors = &q;
+    return majors_op(c, &op);
+}
+
+/* The reason of a coordinator command, at most max bytes. */
+static int
+reason_arg(struct ctx *c, const struct args *a, size_t max, const char **out)
+{
+    const char *reason = optval(a, "reason");
+    if (reason != NULL && strlen(reason) > max)
+        return im_errf(&c->err, IM_ETOOBIG, "--reason is longer than %zu bytes",
+                       max);
+    *out = reason ? reason : "";
+    return 0;
+}
+
+static int
+cmd_major(struct ctx *c, const struct args *a)
+{
+    Im__MajorDeclare q = IM__MAJOR_DECLARE__INIT;
+    Im__Op op = IM__OP__INIT;
+    char id[INCIDENT_ID_MAX + 1], sites[AFFECTS_MAX][SITE_CODE_MAX + 1];
+    char *ptrs[AFFECTS_MAX];
+    const char *affects = optval(a, "affects"), *reason = "";
+    int rv;
+
+    if (strcmp(a->pos[0], "declare") != 0)
+        return usage(c, "'%.32s' is not a major subcommand (only 'declare')",
+                     a->pos[0]);
+    if ((rv = id_arg(c, a->pos[1], id)) != 0 ||
+        (rv = reason_arg(c, a, 160, &reason)) != 0)
+        return rv;
+    for (const char *p = affects; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        char one[SITE_CODE_MAX + 2];
+        if (q.n_affects == AFFECTS_MAX)
+            return usage(c, "--affects names more than %d sites", AFFECTS_MAX);
+        if (n == 0 || n > SITE_CODE_MAX)
+            return usage(c, "--affects '%.64s': a comma-separated list of site "
+                            "codes", affects);
+        memcpy(one, p, n);
+        one[n] = '\0';
+        for (size_t i = 0; i <= n; i++)
+            sites[q.n_affects][i] =
+                (char)(one[i] >= 'a' && one[i] <= 'z' ? one[i] - 32 : one[i]);
+        if (config_check_site_code(sites[q.n_affects]) != 0)
+            return usage(c, "--affects: '%s' is not a site code", one);
+        ptrs[q.n_affects] = sites[q.n_affects];
+        q.n_affects++;
+        p += n;
+        if (*p == ',' && *++p == '\0')
+            return usage(c, "--affects '%.64s' ends with a comma", affects);
+    }
+    q.incident = id;
+    q.reason = (char *)reason;
+    q.affects = ptrs;
+    op.kind_case = IM__OP__KIND_MAJOR_DECLARE;
+    op.major_declare = &q;
+    return majors_op(c, &op);
+}
+
+static int
+cmd_escalate(struct ctx *c, const struct args *a)
+{
+    Im__Escalate q = IM__ESCALATE__INIT;
+    Im__Op op = IM__OP__INIT;
+    char id[INCIDENT_ID_MAX + 1], site[SITE_CODE_MAX + 1] = "";
+    const char *to = optval(a, "to-site"), *reason = "";
+    int rv;
+
+    if ((rv = id_arg(c, a->pos[0], id)) != 0 ||
+        (rv = reason_arg(c, a, 100, &reason)) != 0)
+        return rv;
+    if (to != NULL && site_arg(c, to, site) != 0)
+        return usage(c, "--to-site '%.64s' is not a site code", to);
+    q.incident = id;
+    q.reason = (char *)reason;
+    q.to_site = site;
+    op.kind_case = IM__OP__KIND_ESCALATE;
+    op.escalate = &q;
+    return majors_op(c, &op);
+}
+
 static int
 cmd_handback(struct ctx *c, const struct args *a)
 {
@@ -1938,6 +2051,27 @@ static const struct opt oncall_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct opt majors_opts[] = {
+    {"all", OPT_FLAG, 0, NULL, "include resolved major incidents"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct opt major_opts[] = {
+    {"affects", OPT_VALUE, 0, "SITE,...",
+     "sites affected besides the origin and the owner (each is told and "
+     "its manager paged)"},
+    {"reason", OPT_VALUE, 0, "R", "why, at most 160 bytes"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct opt escalate_opts[] = {
+    {"to-site", OPT_VALUE, 0, "SITE",
+     "ask this site for help: its manager is paged now and copied on every "
+     "later page (without it: the next level is paged now)"},
+    {"reason", OPT_VALUE, 0, "R", "why, at most 100 bytes"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct opt keygen_opts[] = {
     {"out", OPT_VALUE, 0, "FILE",
      "where to write the secret key; never overwritten (required)"},
@@ -2044,6 +2178,22 @@ static const struct command commands[] = {
      "Who is on call at each site and globally, until when, and who is "
      "next.",
      "imctl oncall --site AMS --at 2026-12-24T20:00:00+01:00"},
+    {"majors", cmd_majors, NEEDS_COORD, 0, 0, majors_opts, "[--all]",
+     "Major incidents of every site: owner, acknowledged or not, escalation "
+     "level and run, who was paged, the next deadline, pages issued and "
+     "recorded.",
+     "imctl majors --all"},
+    {"major", cmd_major, NEEDS_COORD, 2, 2, major_opts,
+     "declare ID [--affects SITE,...] [--reason R]",
+     "Declare a major incident at the coordinator: the global manager and "
+     "every affected site are told and paged, and the escalation policy "
+     "runs until someone acknowledges.",
+     "imctl major declare AMS-42 --affects NYC,SGP --reason 'payments down'"},
+    {"escalate", cmd_escalate, NEEDS_COORD, 1, 1, escalate_opts,
+     "ID [--to-site SITE] [--reason R]",
+     "Escalate a major incident now: page its next level, or ask another "
+     "site for help.",
+     "imctl escalate AMS-42 --to-site NYC"},
     {"keygen", cmd_keygen, 0, 0, 0, keygen_opts, "--out FILE",
      "Create an operator key (mode 0600) and print its public key for the "
      "node's config. Needs no node.",

@@ -837,3 +837,136 @@ render_oncall_text(FILE *out, const Im__OncallReply *r)
                 x->until_text[0] ? x->until_text : "-", next);
     }
 }
+
+static json_t *
+strings_json(char **v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++)
+        json_array_append_new(a, json_string(str(v[i])));
+    return a ? a : json_null();
+}
+
+static json_t *
+major_json(const Im__MajorRecord *m)
+{
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:s*, s:o, s:I, s:I, s:I, s:I, s:s, s:s, "
+        "s:s, s:o, s:o}",
+        "incident", str(m->incident), "origin_site", str(m->origin_site),
+        "owner_site", str(m->owner_site), "phase", str(m->phase),
+        "acknowledged", (int)m->acknowledged, "acked_by",
+        m->acknowledged ? str(m->acked_by) : NULL, "acked_at",
+        time_or_null(m->acked_at_ms), "level", (json_int_t)m->level, "levels",
+        (json_int_t)m->levels, "run", (json_int_t)m->run, "runs",
+        (json_int_t)m->runs, "target", str(m->target), "paged_person",
+        str(m->paged_person), "paged_site", str(m->paged_site),
+        "next_deadline", time_or_null(m->next_deadline_ms), "started_at",
+        time_or_null(m->started_at_ms));
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "declared_at", time_or_null(m->declared_at_ms));
+    json_object_set_new(j, "declared_by", json_string(str(m->declared_by)));
+    json_object_set_new(j, "reason", json_string(str(m->reason)));
+    json_object_set_new(j, "affects", strings_json(m->affects, m->n_affects));
+    json_object_set_new(j, "global_manager",
+                        json_string(str(m->global_manager)));
+    json_object_set_new(j, "help_sites",
+                        strings_json(m->help_sites, m->n_help_sites));
+    json_object_set_new(
+        j, "notices",
+        json_pack("{s:I, s:I, s:I, s:I}", "issued",
+                  (json_int_t)m->notices_issued, "recorded",
+                  (json_int_t)m->notices_recorded, "pending",
+                  (json_int_t)m->notices_pending, "expired",
+                  (json_int_t)m->notices_expired));
+    json_object_set_new(j, "resolved", json_boolean(m->resolved));
+    json_object_set_new(j, "resolved_at", time_or_null(m->resolved_at_ms));
+    json_object_set_new(j, "resolved_why",
+                        m->resolved ? json_string(str(m->resolved_why))
+                                    : json_null());
+    return j;
+}
+
+json_t *
+render_majors_json(const Im__MajorsReply *r)
+{
+    json_t *majors = json_array();
+    for (size_t i = 0; majors != NULL && i < r->n_majors; i++)
+        json_array_append_new(majors, major_json(r->majors[i]));
+    return json_pack("{s:s, s:b, s:I, s:I, s:o}", "replica", str(r->replica),
+                     "leader", (int)r->leader, "revision",
+                     (json_int_t)r->revision, "omitted", (json_int_t)r->omitted,
+                     "majors", majors ? majors : json_null());
+}
+
+/* "in 4m 10s", "12s ago", or "-" for none. */
+static void
+relative(uint64_t ms, uint64_t now_ms, char *out, size_t cap)
+{
+    char d[32];
+    if (ms == 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    clock_fmt_duration(ms > now_ms ? ms - now_ms : now_ms - ms, d);
+    snprintf(out, cap, ms > now_ms ? "in %s" : "%s ago", d);
+}
+
+void
+render_majors_text(FILE *out, const Im__MajorsReply *r, uint64_t now_ms)
+{
+    if (r->n_majors == 0) {
+        fprintf(out, "no %smajor incidents\n", r->omitted ? "more " : "");
+        return;
+    }
+    fprintf(out, "%-12s %-6s %-13s %-6s %-6s %-40s %-12s %s\n", "INCIDENT",
+            "OWNER", "STATE", "LEVEL", "RUN", "PAGED", "DEADLINE", "DECLARED");
+    for (size_t i = 0; i < r->n_majors; i++) {
+        const Im__MajorRecord *m = r->majors[i];
+        char level[24], run[24], paged[160], deadline[48], declared[48];
+        char affects[SITES_MAX * (SITE_CODE_MAX + 2) + 1] = "";
+        char t[RENDER_TIME_MAX];
+        size_t len = 0;
+
+        snprintf(level, sizeof level, "%u/%u", m->level, m->levels);
+        snprintf(run, sizeof run, "%u/%u", m->run, m->runs);
+        snprintf(paged, sizeof paged, "%s (%s)",
+                 str(m->paged_person)[0] ? m->paged_person : "nobody on call",
+                 str(m->target));
+        relative(m->next_deadline_ms, now_ms, deadline, sizeof deadline);
+        relative(m->declared_at_ms, now_ms, declared, sizeof declared);
+        fprintf(out, "%-12s %-6s %-13s %-6s %-6s %-40s %-12s %s by %s\n",
+                str(m->incident), str(m->owner_site), str(m->phase), level, run,
+                paged, deadline, declared, str(m->declared_by));
+        for (size_t k = 0; k < m->n_affects && len < sizeof affects - 12; k++)
+            len += (size_t)snprintf(affects + len, sizeof affects - len, "%s%s",
+                                    k ? "," : "", str(m->affects[k]));
+        fprintf(out,
+                "  affects %s; global manager %s; pages %u issued, %u "
+                "recorded, %u pending, %u expired\n",
+                affects, str(m->global_manager)[0] ? m->global_manager : "-",
+                m->notices_issued, m->notices_recorded, m->notices_pending,
+                m->notices_expired);
+        if (str(m->reason)[0] != '\0')
+            fprintf(out, "  reason: %s\n", m->reason);
+        if (m->n_help_sites > 0) {
+            fprintf(out, "  help asked of");
+            for (size_t k = 0; k < m->n_help_sites; k++)
+                fprintf(out, " %s", str(m->help_sites[k]));
+            fprintf(out, "\n");
+        }
+        if (m->acknowledged) {
+            render_time(m->acked_at_ms, "-", t);
+            fprintf(out, "  acknowledged by %s at %s\n", str(m->acked_by), t);
+        }
+        if (m->resolved) {
+            render_time(m->resolved_at_ms, "-", t);
+            fprintf(out, "  resolved at %s: %s\n", t, str(m->resolved_why));
+        }
+    }
+    if (r->omitted > 0)
+        fprintf(out, "(%u more not shown)\n", r->omitted);
+    fprintf(out, "answered by coordinator %s (%s), etcd revision %" PRIu64 "\n",
+            str(r->replica), r->leader ? "leader" : "standby", r->revision);
+}

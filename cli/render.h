@@ -88,6 +88,12 @@ int render_schedule_text(FILE *out, const Im__ScheduleReply *r,
 json_t *render_oncall_json(const Im__OncallReply *r);
 void render_oncall_text(FILE *out, const Im__OncallReply *r);
 
+/* imctl majors / major declare / escalate: major incidents with their
+ * owner, acknowledgement, escalation level and run, who the current level
+ * paged, the next deadline, and the pages issued and recorded. */
+json_t *render_majors_json(const Im__MajorsReply *r);
+void render_majors_text(FILE *out, const Im__MajorsReply *r, uint64_t now_ms);
+
 /* ---- helpers shared with report.c ---------------------------------------- */
 
 /* "P1".."P5", or "-" for 0 (unknown). */

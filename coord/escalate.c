@@ -81,7 +81,7 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
         }
         if (l->ack_ms < ESC_ACK_MS_MIN || l->ack_ms > ESC_ACK_MS_MAX)
             return im_errf(e, IM_EINVAL,
-                           "%s%slevels[%zu].ack: must be from 1m to 24h", path,
+                           "%s%slevels[%zu].ack: must be from 5s to 24h", path,
                            dot, i);
     }
     if (policy->repeat > ESC_REPEAT_MAX)
@@ -90,9 +90,9 @@ escalate_policy_check(const struct esc_policy *policy, const char *path,
     return 0;
 }
 
-static void
-describe_target(const struct esc_level *l, const char *site, char *out,
-                size_t cap)
+void
+escalate_describe_target(const struct esc_level *l, const char *site, char *out,
+                         size_t cap)
 {
     switch (l->target) {
     case ESC_SITE_MANAGER:
@@ -143,7 +143,7 @@ fmt_level(char *buf, size_t cap, const struct esc_policy *policy,
           const char *owner_site, uint32_t lvl, uint32_t pass)
 {
     char who[PERSON_MAX + 32], within[32], run[32] = "";
-    describe_target(&policy->levels[lvl], owner_site, who, sizeof who);
+    escalate_describe_target(&policy->levels[lvl], owner_site, who, sizeof who);
     clock_fmt_duration(policy->levels[lvl].ack_ms, within);
     if (policy->repeat > 0)
         snprintf(run, sizeof run, ", run %u of %u", pass + 1,
@@ -256,8 +256,8 @@ escalate_tick(struct esc_state *st, const struct esc_policy *policy,
     }
 
     if (st->level < policy->levels_count)
-        describe_target(&policy->levels[st->level], owner_site, missed,
-                        sizeof missed);
+        escalate_describe_target(&policy->levels[st->level], owner_site, missed,
+                                 sizeof missed);
     else
         snprintf(missed, sizeof missed, "a level since removed");
     within[0] = '\0';
@@ -308,6 +308,63 @@ escalate_tick(struct esc_state *st, const struct esc_policy *policy,
         st->deadline_ms = now_ms + policy->levels[lvl].ack_ms;
     }
     add_copies(&n, st);
+    *out = n;
+    return 0;
+}
+
+int
+escalate_now(struct esc_state *st, const struct esc_policy *policy,
+             const char *owner_site, const char *who, const char *reason,
+             uint64_t now_ms, struct esc_notices *out, struct im_err *e)
+{
+    struct esc_state s;
+    struct esc_notices n;
+    char lv[ESC_WHY_MAX], because[ESC_REASON_MAX + 8] = "";
+    int rv;
+
+    if ((rv = oncall_check_person(who, "escalated by", e)) != 0)
+        return rv;
+    if (reason == NULL)
+        reason = "";
+    if (strlen(reason) > ESC_REASON_MAX)
+        return im_errf(e, IM_ETOOBIG, "reason: longer than %d bytes",
+                       ESC_REASON_MAX);
+    if (st->phase == ESC_ACKED) {
+        char at[CLOCK_RFC3339_MAX];
+        clock_fmt_rfc3339(st->acked_ms, at);
+        return im_errf(e, IM_ESTATE,
+                       "already acknowledged by %s at %s: nothing to "
+                       "escalate",
+                       st->acked_by, at);
+    }
+    if (st->phase == ESC_EXHAUSTED)
+        return im_errf(e, IM_ESTATE,
+                       "the escalation is exhausted (every level of every "
+                       "run was paged): nothing to escalate");
+    /* The ladder moves exactly as at a deadline: a tick with the deadline
+     * now takes one step, since the next level's window is still whole. */
+    s = *st;
+    s.deadline_ms = now_ms;
+    if ((rv = escalate_tick(&s, policy, owner_site, now_ms, &n, e)) != 0)
+        return rv;
+    assert(n.count >= 1);
+    if (reason[0] != '\0')
+        snprintf(because, sizeof because, " (%s)", reason);
+    n.count = 1;
+    if (s.phase != ESC_EXHAUSTED)
+        n.items[0].why_code = ESC_WHY_MANUAL;
+    if (s.phase == ESC_EXHAUSTED) {
+        notice_why(&n.items[0],
+                   "escalated by %s%s past the last level of the last run; "
+                   "escalation exhausted",
+                   who, because);
+    } else {
+        fmt_level(lv, sizeof lv, policy, owner_site, s.level, s.pass);
+        notice_why(&n.items[0], "escalated by %s%s before the deadline; now %s",
+                   who, because, lv);
+    }
+    add_copies(&n, &s);
+    *st = s;
     *out = n;
     return 0;
 }

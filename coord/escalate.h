@@ -34,10 +34,16 @@
 /* Extra runs of the ladder after the first. */
 #define ESC_REPEAT_MAX 10
 
-/* An acknowledgement deadline: at least a minute (a person must be able to
- * reach a keyboard), at most a day. */
-#define ESC_ACK_MS_MIN (60 * 1000)
+/* An acknowledgement deadline: at most a day, and at least the floor a
+ * coordinator's [coord] min_ack may be lowered to for drills (5 s). A
+ * coordinator runs a policy with every shorter window raised to its
+ * min_ack (a minute by default: a person must be able to reach a
+ * keyboard), see coord/majors.h. */
+#define ESC_ACK_MS_MIN COORD_MIN_ACK_MS_FLOOR
 #define ESC_ACK_MS_MAX (24 * 60 * 60 * 1000)
+
+/* An operator's words on a manual escalation (escalate_now). */
+#define ESC_REASON_MAX 100
 
 /* Sites asked to help with one incident (escalate_to_site). */
 #define ESC_HELP_SITES_MAX 16
@@ -105,6 +111,8 @@ enum esc_why {
     ESC_WHY_EXHAUSTED, /* nobody acknowledged; the global manager is told */
     ESC_WHY_HELP,      /* a site was asked to help */
     ESC_WHY_COPY,      /* a helping site's copy of one of the above */
+    ESC_WHY_MANUAL,    /* an operator moved the ladder on (escalate_now);
+                          past the end it is ESC_WHY_EXHAUSTED */
 };
 
 /* One notification due. `site` is the site whose role is meant (the owner
@@ -149,6 +157,17 @@ int escalate_tick(struct esc_state *st, const struct esc_policy *policy,
                   const char *owner_site, uint64_t now_ms,
                   struct esc_notices *out, struct im_err *e);
 
+/* An operator (who, with an optional reason of at most ESC_REASON_MAX
+ * bytes) moves an active escalation to its next level now, before its
+ * deadline: the next level (or run) is notified with its full window, as
+ * if the deadline had passed, with copies to every helping site; past the
+ * last level of the last run the escalation is exhausted. IM_ESTATE once
+ * acknowledged or exhausted (nothing left to escalate). On error st is
+ * unchanged. */
+int escalate_now(struct esc_state *st, const struct esc_policy *policy,
+                 const char *owner_site, const char *who, const char *reason,
+                 uint64_t now_ms, struct esc_notices *out, struct im_err *e);
+
 /* Records that `who` acknowledged at now: the timers stop. Allowed while
  * active or exhausted; IM_ESTATE if already acknowledged (the message
  * says by whom). */
@@ -180,6 +199,12 @@ int escalate_state_from_json(const char *json, struct esc_state *st,
                              struct im_err *e);
 
 const char *escalate_target_name(enum esc_target t);
+
+/* A level's role in words for the owner site: "site manager of AMS",
+ * "site backup of AMS", "global manager", or the person's name. */
+#define ESC_TARGET_TEXT_MAX (PERSON_MAX + 32)
+void escalate_describe_target(const struct esc_level *l, const char *site,
+                              char *out, size_t cap);
 const char *escalate_phase_name(enum esc_phase p);
 
 #endif

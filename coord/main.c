@@ -12,6 +12,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "majors.h"
 #include "replica.h"
 #include "server.h"
 
@@ -21,7 +22,8 @@ static const char usage[] =
     "\n"
     "Runs one Incident Mesh coordinator replica: it campaigns for leadership\n"
     "in etcd, takes heartbeats from the site nodes, declares silent sites\n"
-    "down, records owners, and answers imctl's coordinator commands.\n"
+    "down, records owners, registers major incidents and runs their\n"
+    "escalation, and answers imctl's coordinator commands.\n"
     "\n"
     "  --config FILE   the replica's configuration: [coord], every\n"
     "                  [coordinator ID], [etcd], [site CODE], [operator NAME]\n"
@@ -33,6 +35,7 @@ static int
 run(const struct config *cfg)
 {
     struct replica *r;
+    struct majors *majors;
     struct server srv;
     struct im_err e = {0};
     sigset_t sigs;
@@ -47,13 +50,22 @@ run(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((r = malloc(sizeof *r)) == NULL) {
+    r = malloc(sizeof *r);
+    majors = malloc(sizeof *majors);
+    if (r == NULL || majors == NULL) {
+        free(r);
+        free(majors);
         fprintf(stderr, "imcoord: out of memory\n");
         return 1;
     }
     if (replica_start(r, cfg, &e) != 0)
         goto fail;
-    if (server_start(&srv, r, cfg, &e) != 0) {
+    if (majors_start_daemon(majors, r, cfg, &e) != 0) {
+        replica_stop(r);
+        goto fail;
+    }
+    if (server_start(&srv, r, majors, cfg, &e) != 0) {
+        majors_stop(majors);
         replica_stop(r);
         goto fail;
     }
@@ -66,11 +78,14 @@ run(const struct config *cfg)
         ;
     log_info("signal %d: stopping", sig);
     server_close(&srv);
+    majors_stop(majors);
     replica_stop(r);
+    free(majors);
     free(r);
     log_info("stopped");
     return 0;
 fail:
+    free(majors);
     free(r);
     fprintf(stderr, "imcoord: %s\n", im_errmsg(&e));
     return 1;

@@ -259,3 +259,209 @@ records_incident_origin(const char *id, char site[SITE_CODE_MAX + 1])
     memcpy(site, code, n + 1);
     return 0;
 }
+
+/* ---- P/majors/INCIDENT ---- */
+
+static json_t *
+major_page_json(const struct major_page *p)
+{
+    return json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:I}", "n",
+                     (json_int_t)p->n, "site", p->site, "person", p->person,
+                     "level", (json_int_t)p->level, "run", (json_int_t)p->run,
+                     "text", p->text, "issued_ms", (json_int_t)p->issued_ms);
+}
+
+char *
+records_major_encode(const struct major_record *r)
+{
+    struct im_err e = {0};
+    char *esc = NULL;
+    json_t *j, *affects = json_array(), *pending = json_array(), *state;
+    int bad = affects == NULL || pending == NULL;
+
+    for (size_t i = 0; !bad && i < r->affects_count; i++)
+        bad |= json_array_append_new(affects, json_string(r->affects[i]));
+    for (size_t i = 0; !bad && i < r->pending_count; i++)
+        bad |= json_array_append_new(pending, major_page_json(&r->pending[i]));
+    if (bad || escalate_state_to_json(&r->esc, &esc, &e) != 0 ||
+        (state = json_loads(esc, 0, NULL)) == NULL) {
+        free(esc);
+        json_decref(affects);
+        json_decref(pending);
+        return NULL;
+    }
+    free(esc);
+    j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o, s:s, s:s, s:o, s:I, s:I, "
+                  "s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:s, s:I}",
+                  "incident", r->incident, "origin", r->origin, "owner",
+                  r->owner, "declared_at_ms", (json_int_t)r->declared_ms,
+                  "declared_by", r->declared_by, "affects", affects, "reason",
+                  r->reason, "global_manager", r->global_manager, "escalation",
+                  state, "levels", (json_int_t)r->levels, "runs",
+                  (json_int_t)r->runs, "target", r->target, "paged_site",
+                  r->paged_site, "paged_person", r->paged_person,
+                  "resolved_at_ms", (json_int_t)r->resolved_ms, "resolved_why",
+                  r->resolved_why, "issued", (json_int_t)r->issued, "recorded",
+                  (json_int_t)r->recorded, "expired", (json_int_t)r->expired,
+                  "pending", pending, "by", r->by, "term", (json_int_t)r->term);
+    return dump(j);
+}
+
+static int
+get_site(json_t *j, const char *name, char out[SITE_CODE_MAX + 1],
+         struct im_err *e)
+{
+    int rv = get_str(j, name, out, SITE_CODE_MAX + 1, e);
+    if (rv == 0 && config_check_site_code(out) != 0)
+        rv = im_errf(e, IM_ECORRUPT, "field '%s' is '%s', not a site code",
+                     name, out);
+    return rv;
+}
+
+static int
+get_u32(json_t *j, const char *name, uint32_t *out, struct im_err *e)
+{
+    uint64_t v;
+    int rv = get_u64(j, name, &v, e);
+    if (rv == 0 && v > UINT32_MAX)
+        rv = im_errf(e, IM_ECORRUPT, "field '%s' is out of range", name);
+    if (rv == 0)
+        *out = (uint32_t)v;
+    return rv;
+}
+
+static int
+major_page_decode(json_t *j, size_t i, uint32_t issued, uint32_t after,
+                  struct major_page *p, struct im_err *e)
+{
+    int rv;
+    if (!json_is_object(j))
+        return im_errf(e, IM_ECORRUPT, "pending[%zu] is not an object", i);
+    memset(p, 0, sizeof *p);
+    if ((rv = get_u32(j, "n", &p->n, e)) != 0 ||
+        (rv = get_site(j, "site", p->site, e)) != 0 ||
+        (rv = get_str(j, "person", p->person, sizeof p->person, e)) != 0 ||
+        (rv = get_u32(j, "level", &p->level, e)) != 0 ||
+        (rv = get_u32(j, "run", &p->run, e)) != 0 ||
+        (rv = get_str(j, "text", p->text, sizeof p->text, e)) != 0 ||
+        (rv = get_u64(j, "issued_ms", &p->issued_ms, e)) != 0)
+        return im_errwrap(e, "pending[%zu]", i);
+    /* Ids count up from 1 and pending pages are kept oldest first. */
+    if (p->n <= after || p->n > issued)
+        return im_errf(e, IM_ECORRUPT,
+                       "pending[%zu]: notice %u is not after %u and at "
+                       "most 'issued' (%u)",
+                       i, p->n, after, issued);
+    return 0;
+}
+
+int
+records_major_decode(const uint8_t *json, size_t size, struct major_record *out,
+                     struct im_err *e)
+{
+    struct major_record *r;
+    uint64_t term;
+    json_t *j, *affects, *pending, *state;
+    char *esc;
+    int rv;
+
+    if (size > MAJORS_RECORD_JSON_MAX)
+        return im_errf(e, IM_ETOOBIG, "a major record of %zu bytes; at most %d",
+                       size, MAJORS_RECORD_JSON_MAX);
+    if ((j = load(json, size, e)) == NULL)
+        return IM_ECORRUPT;
+    if ((r = calloc(1, sizeof *r)) == NULL) {
+        json_decref(j);
+        return im_errf(e, IM_ENOMEM, "out of memory");
+    }
+    if ((rv = get_str(j, "incident", r->incident, sizeof r->incident, e)) !=
+            0 ||
+        (rv = get_site(j, "origin", r->origin, e)) != 0 ||
+        (rv = get_site(j, "owner", r->owner, e)) != 0 ||
+        (rv = get_u64(j, "declared_at_ms", &r->declared_ms, e)) != 0 ||
+        (rv = get_str(j, "declared_by", r->declared_by, sizeof r->declared_by,
+                      e)) != 0 ||
+        (rv = get_str(j, "reason", r->reason, sizeof r->reason, e)) != 0 ||
+        (rv = get_str(j, "global_manager", r->global_manager,
+                      sizeof r->global_manager, e)) != 0 ||
+        (rv = get_u32(j, "levels", &r->levels, e)) != 0 ||
+        (rv = get_u32(j, "runs", &r->runs, e)) != 0 ||
+        (rv = get_str(j, "target", r->target, sizeof r->target, e)) != 0 ||
+        (rv = get_str(j, "paged_site", r->paged_site, sizeof r->paged_site,
+                      e)) != 0 ||
+        (rv = get_str(j, "paged_person", r->paged_person,
+                      sizeof r->paged_person, e)) != 0 ||
+        (rv = get_u64(j, "resolved_at_ms", &r->resolved_ms, e)) != 0 ||
+        (rv = get_str(j, "resolved_why", r->resolved_why,
+                      sizeof r->resolved_why, e)) != 0 ||
+        (rv = get_u32(j, "issued", &r->issued, e)) != 0 ||
+        (rv = get_u32(j, "recorded", &r->recorded, e)) != 0 ||
+        (rv = get_u32(j, "expired", &r->expired, e)) != 0 ||
+        (rv = get_str(j, "by", r->by, sizeof r->by, e)) != 0 ||
+        (rv = get_u64(j, "term", &term, e)) != 0)
+        goto out;
+    char origin[SITE_CODE_MAX + 1];
+    if (records_incident_origin(r->incident, origin) != 0 ||
+        strcmp(origin, r->origin) != 0) {
+        rv = im_errf(e, IM_ECORRUPT,
+                     "field 'incident' is '%s', not an incident of origin %s",
+                     r->incident, r->origin);
+        goto out;
+    }
+    affects = json_object_get(j, "affects");
+    if (!json_is_array(affects) || json_array_size(affects) > AFFECTS_MAX) {
+        rv = im_errf(e, IM_ECORRUPT,
+                     "field 'affects' is not a list of at most %d sites",
+                     AFFECTS_MAX);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(affects); i++) {
+        json_t *a = json_array_get(affects, i);
+        if (!json_is_string(a) ||
+            config_check_site_code(json_string_value(a)) != 0) {
+            rv = im_errf(e, IM_ECORRUPT, "affects[%zu] is not a site code", i);
+            goto out;
+        }
+        snprintf(r->affects[r->affects_count++], SITE_CODE_MAX + 1, "%s",
+                 json_string_value(a));
+    }
+    pending = json_object_get(j, "pending");
+    if (!json_is_array(pending) ||
+        json_array_size(pending) > MAJORS_PENDING_MAX) {
+        rv = im_errf(e, IM_ECORRUPT,
+                     "field 'pending' is not a list of at most %d pages",
+                     MAJORS_PENDING_MAX);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(pending); i++) {
+        uint32_t after = i ? r->pending[i - 1].n : 0;
+        if ((rv = major_page_decode(json_array_get(pending, i), i, r->issued,
+                                    after, &r->pending[i], e)) != 0)
+            goto out;
+        r->pending_count++;
+    }
+    state = json_object_get(j, "escalation");
+    if (!json_is_object(state) ||
+        (esc = json_dumps(state, JSON_COMPACT)) == NULL) {
+        rv = im_errf(e, IM_ECORRUPT, "field 'escalation' is not an object");
+        goto out;
+    }
+    rv = escalate_state_from_json(esc, &r->esc, e);
+    free(esc);
+    if (rv != 0) {
+        rv = IM_ECORRUPT;
+        goto out;
+    }
+    if (term > INT64_MAX || r->recorded + r->expired > r->issued) {
+        rv = im_errf(e, IM_ECORRUPT,
+                     "term out of range, or more pages recorded and expired "
+                     "than issued");
+        goto out;
+    }
+    r->term = (int64_t)term;
+    *out = *r;
+out:
+    free(r);
+    json_decref(j);
+    return rv;
+}

@@ -276,13 +276,7 @@ wait_ms(struct replica *r, uint64_t ms)
     struct timespec ts;
     pthread_mutex_lock(&r->mu);
     if (!atomic_load(&r->stop) && !r->wake) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(ms / 1000);
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = clock_realtime_after(ms);
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
     }
     r->wake = 0;

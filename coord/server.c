@@ -172,6 +172,11 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
             hb.lease_granted = 1;
             hb.assignments = ptrs;
             hb.n_assignments = count;
+            if (s->majors != NULL &&
+                (rv = majors_heartbeat(s->majors, term,
+                                       s->cfg->sites[site].code, h, &hb, e)) !=
+                    0)
+                goto out;
         }
         rep.heartbeat = &hb;
         break;
@@ -208,6 +213,7 @@ serve_node(void *arg, int site, const uint8_t *plain, size_t plain_size,
     }
     im__coord_reply__pack(&rep, *reply);
 out:
+    majors_reply_free(&hb);
     free(recs);
     free(pbs);
     free(ptrs);
@@ -522,6 +528,37 @@ op_oncall(struct opctx *x, const Im__OncallGet *q, size_t *size)
     return out;
 }
 
+/* majors, major_declare, escalate (coord/majors.h). */
+static uint8_t *
+op_majors(struct opctx *x, const Im__Op *op, size_t *size)
+{
+    struct majors *m = x->s->majors;
+    struct majors_answer a;
+    struct im_err e = {0};
+    Im__Result res = IM__RESULT__INIT;
+    uint8_t *out;
+    int rv;
+
+    if (m == NULL)
+        return result_error(
+            IM_EINVAL, "this coordinator does not serve major incidents", size);
+    memset(&a, 0, sizeof a);
+    if (op->kind_case == IM__OP__KIND_MAJORS)
+        rv = majors_op_list(m, op->majors->all, &a, &e);
+    else if (op->kind_case == IM__OP__KIND_MAJOR_DECLARE)
+        rv = majors_op_declare(m, x->op->name, op->major_declare, &a, &e);
+    else
+        rv = majors_op_escalate(m, x->op->name, op->escalate, &a, &e);
+    if (rv != 0)
+        out = result_error(rv, im_errmsg(&e), size);
+    else {
+        res.majors = &a.reply;
+        out = pack_result(&res, size);
+    }
+    majors_answer_free(&a);
+    return out;
+}
+
 static int
 op_is_write(const Im__Op *op)
 {
@@ -553,17 +590,13 @@ run_op(struct opctx *x, const Im__Op *op, size_t *size)
     case IM__OP__KIND_HANDBACK:
         return op_move(x, op->handback->incident, "", "", op->handback->reason,
                        1, size);
+    case IM__OP__KIND_MAJORS:
+    case IM__OP__KIND_MAJOR_DECLARE:
+    case IM__OP__KIND_ESCALATE: return op_majors(x, op, size);
     case IM__OP__KIND_SCHEDULE_APPLY:
         return op_schedule_apply(x, op->schedule_apply, size);
     case IM__OP__KIND_SCHEDULE_GET: return op_schedule_get(x, size);
     case IM__OP__KIND_ONCALL: return op_oncall(x, op->oncall, size);
-    case IM__OP__KIND_MAJORS:
-    case IM__OP__KIND_MAJOR_DECLARE:
-    case IM__OP__KIND_ESCALATE:
-        return result_error(IM_EINVAL,
-                            "this coordinator does not serve "
-                            "major-incident escalation yet",
-                            size);
     case IM__OP__KIND_WRITE:
     case IM__OP__KIND_GET:
     case IM__OP__KIND_LIST:
@@ -676,8 +709,8 @@ done:
 }
 
 int
-server_start(struct server *s, struct replica *r, const struct config *cfg,
-             struct im_err *e)
+server_start(struct server *s, struct replica *r, struct majors *majors,
+             const struct config *cfg, struct im_err *e)
 {
     struct link_server_cfg sc = {
         .what = "site",
@@ -694,6 +727,7 @@ server_start(struct server *s, struct replica *r, const struct config *cfg,
 
     memset(s, 0, sizeof *s);
     s->r = r;
+    s->majors = majors;
     s->cfg = cfg;
     sc.arg = s;
     config_cluster_id(cfg, sc.cluster_id);

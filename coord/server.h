@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "link.h"
+#include "majors.h"
 #include "replica.h"
 
 #define COORD_SERVER_WORKERS 8
@@ -27,14 +28,16 @@
 
 struct server {
     struct replica *r;
+    struct majors *majors; /* major incidents; NULL: not served */
     const struct config *cfg;
     struct link_server link;
     int started;
 };
 
-/* Listens on cfg->coord.listen. r and cfg are borrowed until server_close. */
-int server_start(struct server *s, struct replica *r, const struct config *cfg,
-                 struct im_err *e);
+/* Listens on cfg->coord.listen. r, majors (may be NULL) and cfg are
+ * borrowed until server_close. */
+int server_start(struct server *s, struct replica *r, struct majors *majors,
+                 const struct config *cfg, struct im_err *e);
 void server_close(struct server *s);
 
 #endif

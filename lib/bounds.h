@@ -99,6 +99,15 @@
 #define COORD_LEASE_MS_MIN 500
 #define COORD_LEASE_MS_MAX 60000
 
+/* The shortest acknowledgement window a coordinator lets an escalation
+ * level have ([coord] min_ack). A person must be able to reach a keyboard,
+ * so the default is a minute; drills and tests may lower it to the floor,
+ * below which a ladder would page faster than heartbeats (lease/3) carry
+ * the pages to the sites. */
+#define COORD_MIN_ACK_MS_DEFAULT (60 * 1000)
+#define COORD_MIN_ACK_MS_FLOOR (5 * 1000)
+#define COORD_MIN_ACK_MS_MAX (60 * 60 * 1000)
+
 /* Incidents one heartbeat lists (its counts cover the rest): bounds its
  * size (about 100 bytes each) and the etcd reads one heartbeat costs. */
 #define COORD_HEARTBEAT_INCIDENTS_MAX 1024

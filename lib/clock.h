@@ -5,12 +5,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t clock_wall_ms(void);
 
 /* Milliseconds from an arbitrary origin that never goes backwards. */
 uint64_t clock_mono_ms(void);
+
+/* The CLOCK_REALTIME instant ms from now, as pthread_cond_timedwait takes
+ * its deadline. */
+struct timespec clock_realtime_after(uint64_t ms);
 
 /* "2026-11-23T10:15:30.123Z" for ms; "" for 0 (none). out must hold
  * CLOCK_RFC3339_MAX bytes. */

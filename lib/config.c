@@ -321,8 +321,11 @@ on_coord(struct parser *p, const char *k, const char *v)
         c->leader_ttl_s = ms / 1000;
         return 0;
     }
+    if (strcmp(k, "min_ack") == 0)
+        return duration(p, k, v, COORD_MIN_ACK_MS_FLOOR, COORD_MIN_ACK_MS_MAX,
+                        &c->min_ack_ms);
     return perr(p, "unknown key '%s' in [coord] (known: id, key, cluster, "
-                   "listen, lease, leader_ttl)", k);
+                   "listen, lease, leader_ttl, min_ack)", k);
 }
 
 static int
@@ -1206,6 +1209,7 @@ defaults(struct config *cfg)
              "Service status");
     cfg->coord.lease_ms = COORD_LEASE_MS_DEFAULT;
     cfg->coord.leader_ttl_s = COORD_LEADER_TTL_S_DEFAULT;
+    cfg->coord.min_ack_ms = COORD_MIN_ACK_MS_DEFAULT;
     cfg->etcd.timeout_ms = CONFIG_ETCD_TIMEOUT_MS_DEFAULT;
 }
 

@@ -37,6 +37,7 @@
  *   cluster = acme-prod
  *   lease = 3s                  site lease (default 3s)
  *   leader_ttl = 2s             its etcd leadership lease (default 2s)
+ *   min_ack = 1m                shortest escalation ack window (default 1m)
  *   listen = tcp://0.0.0.0:7600 (default: its [coordinator] api address)
  *
  *   [coordinator c1]            every coordinator replica, for nodes and imctl
@@ -179,6 +180,7 @@ struct cfg_coord {
     char listen[URL_MAX + 1]; /* "" = its [coordinator] api address */
     uint64_t lease_ms;
     uint64_t leader_ttl_s;
+    uint64_t min_ack_ms; /* escalation levels get at least this to ack */
     int line;
 };
 

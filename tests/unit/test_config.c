@@ -642,6 +642,7 @@ TEST(coordinator_sections)
     CHECK_EQ_STR(cfg->coord.listen, "tcp://127.0.0.1:7600"); /* its api */
     CHECK_EQ_INT(cfg->coord.lease_ms, COORD_LEASE_MS_DEFAULT);
     CHECK_EQ_INT(cfg->coord.leader_ttl_s, COORD_LEADER_TTL_S_DEFAULT);
+    CHECK_EQ_INT(cfg->coord.min_ack_ms, COORD_MIN_ACK_MS_DEFAULT);
     CHECK_EQ_STR(cfg->etcd.prefix, "/incident-mesh/prod");
     CHECK_EQ_INT(cfg->etcd.timeout_ms, CONFIG_ETCD_TIMEOUT_MS_DEFAULT);
     co = config_coordinator_by_key(cfg, k.pk);
@@ -651,7 +652,7 @@ TEST(coordinator_sections)
     CHECK(config_site_by_key(cfg, k.pk) == NULL);
 
     PARSES(text_of("[coord]\nid = c1\nkey = k\nlease = 1500ms\n"
-                   "leader_ttl = 5s\nlisten = tcp://0.0.0.0:7600\n"
+                   "leader_ttl = 5s\nlisten = tcp://0.0.0.0:7600\nmin_ack = 5s\n"
                    "[coordinator c1]\napi = tcp://h:1\npubkey = %s\n"
                    "[etcd]\nendpoints = https://e:2379\nca = ca.pem\n"
                    "cert = c.pem\nkey = c.key\nprefix = /im/x\n"
@@ -659,6 +660,7 @@ TEST(coordinator_sections)
                    c1, S1, O1));
     CHECK_EQ_INT(cfg->coord.lease_ms, 1500);
     CHECK_EQ_INT(cfg->coord.leader_ttl_s, 5);
+    CHECK_EQ_INT(cfg->coord.min_ack_ms, 5000);
     CHECK_EQ_STR(cfg->coord.listen, "tcp://0.0.0.0:7600");
     CHECK_EQ_STR(cfg->etcd.prefix, "/im/x");
     CHECK_EQ_INT(cfg->etcd.timeout_ms, 500);
@@ -695,6 +697,8 @@ TEST(coordinator_sections)
     FAILS("[coord]\nlease = 3 s\n", 2, "invalid lease '3 s'");
     FAILS("[coord]\nlease = 100ms\n", 2, "lease 100ms is outside 500ms..60000ms");
     FAILS("[coord]\nleader_ttl = 1500ms\n", 2, "not whole seconds");
+    FAILS("[coord]\nmin_ack = 4s\n", 2, "min_ack 4s is outside 5000ms..3600000ms");
+    FAILS("[coord]\nmin_ack = soon\n", 2, "invalid min_ack 'soon'");
     FAILS("[coord]\nid = c 1\n", 2, "invalid coordinator id 'c 1'");
     FAILS("[coord]\nbogus = 1\n", 2, "unknown key 'bogus' in [coord]");
     FAILS("[coord x]\n", 1, "[coord] takes no name");

@@ -415,9 +415,11 @@ TEST(policy_checks)
     CHECK_EQ_STR(e.msg, "levels: empty list (a policy needs at least one "
                         "level)");
     p = policy3(0);
-    p.levels[1].ack_ms = 59999;
+    p.levels[1].ack_ms = ESC_ACK_MS_MIN - 1;
     CHECK_EQ_INT(escalate_policy_check(&p, "escalation", &e), IM_EINVAL);
-    CHECK_EQ_STR(e.msg, "escalation.levels[1].ack: must be from 1m to 24h");
+    CHECK_EQ_STR(e.msg, "escalation.levels[1].ack: must be from 5s to 24h");
+    p.levels[1].ack_ms = ESC_ACK_MS_MIN; /* a drill's window */
+    CHECK_EQ_INT(escalate_policy_check(&p, "escalation", &e), 0);
     p = policy3(0);
     p.levels[2].target = ESC_PERSON;
     CHECK_EQ_INT(escalate_policy_check(&p, "escalation", &e), IM_EINVAL);
@@ -473,9 +475,85 @@ TEST(longest_texts)
     free(json);
 }
 
+TEST(manual_escalation)
+{
+    struct esc_policy p = policy3(1);
+    struct esc_state st, before;
+    struct esc_notices n;
+    struct im_err e;
+    REQUIRE(escalate_start(&p, "AMS", T0, &st, &n, &e) == 0);
+    REQUIRE(escalate_to_site(&st, "AMS", "NYC", "gina", T0 + 1000, &n, &e) ==
+            0);
+
+    /* Two minutes into level 1's five: level 2 now, with its full window,
+     * and a copy for the helping site. */
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "database down everywhere",
+                         T0 + 2 * MIN, &n, &e) == 0);
+    CHECK_EQ_INT(st.phase, ESC_ACTIVE);
+    CHECK_EQ_INT(st.level, 1);
+    CHECK_EQ_INT(st.pass, 0);
+    CHECK_EQ_INT(st.deadline_ms, T0 + 12 * MIN);
+    REQUIRE(n.count == 2);
+    CHECK_EQ_INT(n.items[0].target, ESC_SITE_BACKUP);
+    CHECK_EQ_INT(n.items[0].why_code, ESC_WHY_MANUAL);
+    CHECK_EQ_STR(n.items[0].why,
+                 "escalated by gina (database down everywhere) before the "
+                 "deadline; now level 2 of 3 (site backup of AMS), run 1 of "
+                 "2, acknowledge within 10m 00s");
+    CHECK_EQ_STR(n.items[1].site, "NYC");
+    CHECK_EQ_INT(n.items[1].why_code, ESC_WHY_COPY);
+
+    /* From the last level: the next run, level 1. */
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "", T0 + 3 * MIN, &n, &e) ==
+            0);
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "", T0 + 4 * MIN, &n, &e) ==
+            0);
+    CHECK_EQ_INT(st.level, 0);
+    CHECK_EQ_INT(st.pass, 1);
+    CHECK_EQ_STR(n.items[0].why, "escalated by gina before the deadline; now "
+                                 "level 1 of 3 (site manager of AMS), run 2 "
+                                 "of 2, acknowledge within 5m 00s");
+
+    /* Past the last level of the last run: exhausted, told once. */
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "", T0 + 5 * MIN, &n, &e) ==
+            0);
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "", T0 + 6 * MIN, &n, &e) ==
+            0);
+    REQUIRE(escalate_now(&st, &p, "AMS", "gina", "", T0 + 7 * MIN, &n, &e) ==
+            0);
+    CHECK_EQ_INT(st.phase, ESC_EXHAUSTED);
+    CHECK_EQ_INT(n.items[0].target, ESC_GLOBAL_MANAGER);
+    CHECK_EQ_STR(n.items[0].why, "escalated by gina past the last level of "
+                                 "the last run; escalation exhausted");
+    before = st;
+    CHECK_EQ_INT(escalate_now(&st, &p, "AMS", "gina", "", T0 + 8 * MIN, &n, &e),
+                 IM_ESTATE);
+    CHECK(strstr(e.msg, "exhausted") != NULL);
+    CHECK(memcmp(&before, &st, sizeof st) == 0);
+
+    /* Acknowledged: refused, naming who; bad input changes nothing. */
+    REQUIRE(escalate_start(&p, "AMS", T0, &st, &n, &e) == 0);
+    REQUIRE(escalate_ack(&st, "alice", T0 + MIN, &e) == 0);
+    CHECK_EQ_INT(escalate_now(&st, &p, "AMS", "gina", "", T0 + 2 * MIN, &n, &e),
+                 IM_ESTATE);
+    CHECK(strstr(e.msg, "already acknowledged by alice") != NULL);
+    REQUIRE(escalate_start(&p, "AMS", T0, &st, &n, &e) == 0);
+    before = st;
+    char longer[ESC_REASON_MAX + 2];
+    memset(longer, 'r', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    CHECK_EQ_INT(escalate_now(&st, &p, "AMS", "gina", longer, T0 + MIN, &n, &e),
+                 IM_ETOOBIG);
+    CHECK_EQ_INT(escalate_now(&st, &p, "AMS", "", "", T0 + MIN, &n, &e),
+                 IM_EINVAL);
+    CHECK_EQ_INT(escalate_now(&st, &p, "ams", "gina", "", T0 + MIN, &n, &e),
+                 IM_EINVAL);
+    CHECK(memcmp(&before, &st, sizeof st) == 0);
+}
+
 TEST_MAIN(RUN(start_and_timeouts); RUN(ack_stops_the_timers);
           RUN(ladder_runs_to_exhaustion); RUN(failover_catch_up);
           RUN(help_from_other_sites);
           RUN(policy_changed_under_a_running_escalation);
           RUN(json_round_trip_and_restore); RUN(json_refused);
-          RUN(policy_checks); RUN(longest_texts))
+          RUN(policy_checks); RUN(longest_texts); RUN(manual_escalation))

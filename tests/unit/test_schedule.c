@@ -549,8 +549,8 @@ TEST(bad_documents)
                 "{'levels':[{'target':'site_manager','ack':'soon'}]}"),
             IM_EINVAL, "escalation.levels[0].ack: 'soon' is not a duration");
     REFUSED(doc(NULL, NULL, NULL,
-                "{'levels':[{'target':'site_manager','ack':'30s'}]}"),
-            IM_EINVAL, "escalation.levels[0].ack: must be from 1m to 24h");
+                "{'levels':[{'target':'site_manager','ack':'4s'}]}"),
+            IM_EINVAL, "escalation.levels[0].ack: must be from 5s to 24h");
     REFUSED(doc(NULL, NULL, NULL,
                 "{'levels':[{'target':'site_manager','person':'x','ack':'5m'"
                 "}]}"),
