@@ -27,7 +27,9 @@ IMCTL=${IMCTL:-$BIN/imctl}
 SLACK_MS=${SLACK_MS:-0}
 ACK_S=8
 
+RX_PID=
 cleanup() {
+    [ -n "$RX_PID" ] && kill "$RX_PID" 2>/dev/null
     [ -f "$CL/sites" ] && BIN=$PWD/$BIN deploy/cluster down --dir "$CL" >/dev/null 2>&1
     if [ "$fail" -eq 0 ]; then rm -rf "$TMP"; else echo "kept $TMP for inspection"; fi
 }
@@ -100,10 +102,24 @@ cat >"$TMP/schedule.json" <<EOF
    {"target": "site_backup", "ack": "${ACK_S}s"},
    {"target": "global_manager", "ack": "${ACK_S}s"}], "repeat": 1}}
 EOF
-# Stored as the schedule's text at P/schedule (until `imctl schedule apply`
-# writes it).
-etcdctl --endpoints="$EP" put "$PFX/schedule" "$(cat "$TMP/schedule.json")" >/dev/null && ok ||
-    give_up "etcdctl put the schedule"
+expect "schedule apply" 0 "" gctl schedule apply "$TMP/schedule.json"
+
+# AMS pages its team through a webhook: the escalation rule covers the
+# ladder's pages (event.page in the JSON).
+python3 tests/integration/receiver.py "$TMP/rx.port" "$TMP/rx.log" &
+RX_PID=$!
+for _ in $(seq 50); do [ -f "$TMP/rx.port" ] && break; sleep 0.1; done
+touch "$TMP/rx.log"
+cluster stop ams >/dev/null
+cat >>"$CL/ams/node.conf" <<EOF
+
+[notify pager]
+type = webhook
+url = http://127.0.0.1:$(cat "$TMP/rx.port")/ok
+on = escalation
+backoff = 200ms
+EOF
+cluster start ams >/dev/null || give_up "restart AMS with a notify channel"
 
 # ---- declare: level 1 with the right people --------------------------------
 at ams open --title "payments down" --service pay --impact medium --urgency medium >/dev/null || bad "open AMS-1"
@@ -125,6 +141,11 @@ wait_for 10 has_page ams AMS-1 "page to gina at AMS: major incident AMS-1 declar
     bad "AMS-1: no page to the global manager: $(pages_at ams AMS-1)"
 wait_for 10 has_page nyc AMS-1 "page to nina at NYC: major incident AMS-1 (owner AMS) affects NYC" && ok ||
     bad "AMS-1: no page to NYC's manager: $(pages_at nyc AMS-1)"
+paged() { # PERSON LEVEL: AMS's webhook delivered that page of AMS-1
+    jq -s -e --arg p "$1" --argjson l "$2" 'any(.[]; .body | fromjson | .incident.id == "AMS-1" and .event.page.person == $p and .event.page.level == $l and .event.page.site == "AMS")' "$TMP/rx.log"
+}
+wait_for 10 paged alice 1 && ok || bad "AMS's webhook did not page alice for level 1: $(tail -c 600 "$TMP/rx.log")"
+wait_for 10 paged gina 0 && ok || bad "AMS's webhook did not page gina (the global manager): $(tail -c 600 "$TMP/rx.log")"
 nyc_major() { at nyc show AMS-1 --json | jq -e '.major'; }
 wait_for 10 nyc_major && ok || bad "NYC's copy of AMS-1 is not major (MajorDeclared)"
 wait_for 10 major_is AMS-1 '.notices.recorded == 3 and .notices.pending == 0' && ok ||
