@@ -102,7 +102,8 @@ apply_done(struct commit_req *r)
 
 static int
 apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
-                    uint64_t *applied, struct im_err *e)
+                    uint64_t *applied, void (*queued)(void *qarg), void *qarg,
+                    struct im_err *e)
 {
     struct peers *p = arg;
     struct apply_req a;
@@ -121,7 +122,13 @@ apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
     a.r.actor = "replication";
     pthread_mutex_init(&a.mu, NULL);
     pthread_cond_init(&a.cv, NULL);
-    if ((rv = commit_submit(p->commit, &a.r)) != 0) {
+    rv = commit_submit(p->commit, &a.r);
+    /* In the committer's queue (which it takes in order): the link's next
+     * request may queue its ranges behind these, into the same group
+     * commit if it comes in time. */
+    if (queued != NULL)
+        queued(qarg);
+    if (rv != 0) {
         rv = im_errf(e, rv, "store busy: %s", im_strerror(rv));
         goto out;
     }
