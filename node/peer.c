@@ -43,7 +43,11 @@ pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
     return link_of_pk(arg, pk) >= 0 ? 0 : IM_EUNKNOWNKEY;
 }
 
-/* Whether our link to peer is pushing it a backlog (repl_env.pushing). */
+/* Whether our own link to peer is up and so pushes it whatever it lacks
+ * (repl_env.pushing): its syncs to us then get no ranges. Those ranges
+ * repeated our pushes, were verified twice, and held the peer's link
+ * thread in a commit once a second while its pushes waited (a lag spike
+ * every second: bench table 5). */
 static int
 link_pushing(void *arg, const char *peer)
 {
@@ -54,7 +58,8 @@ link_pushing(void *arg, const char *peer)
         if (strcmp(l->site->code, peer) != 0)
             continue;
         pthread_mutex_lock(&l->mu);
-        pushing = l->connected && l->link.catching_up;
+        pushing = l->connected && l->link.theirs_known &&
+                  clock_wall_ms() - l->last_contact_ms <= PEER_STALE_MS;
         pthread_mutex_unlock(&l->mu);
     }
     return pushing;
@@ -338,6 +343,7 @@ call_reply(struct peer_link *l, struct link_call *c, struct im_err *e)
         l->lag_next = (l->lag_next + 1) % PEER_LAG_SAMPLES;
         if (l->lag_count < PEER_LAG_SAMPLES)
             l->lag_count++;
+        l->lag_p99_stale = 1;
     }
     l->link = *work;
     l->connected = 1;
@@ -734,13 +740,15 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
                         clock_wall_ms() - l->last_contact_ms <= PEER_STALE_MS;
         st->last_contact_ms = l->last_contact_ms;
         st->lag_ms = l->link.lag_ms;
-        if (l->lag_count > 0) {
+        if (l->lag_count > 0 && l->lag_p99_stale) {
             memcpy(sorted, l->lag, l->lag_count * sizeof sorted[0]);
             qsort(sorted, l->lag_count, sizeof sorted[0], cmp_u64);
-            st->lag_p99_ms = sorted[(l->lag_count * 99) / 100 < l->lag_count
-                                        ? (l->lag_count * 99) / 100
-                                        : l->lag_count - 1];
+            l->lag_p99_ms = sorted[(l->lag_count * 99) / 100 < l->lag_count
+                                       ? (l->lag_count * 99) / 100
+                                       : l->lag_count - 1];
+            l->lag_p99_stale = 0;
         }
+        st->lag_p99_ms = l->lag_p99_ms;
 
         st->events_in = l->link.counters.events_in + l->srv_counters.events_in;
         st->events_out = l->link.counters.events_out;

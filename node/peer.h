@@ -102,6 +102,11 @@ struct peer_link {
     struct repl_counters srv_counters;   /* what it sent us on its link */
     uint64_t lag[PEER_LAG_SAMPLES];
     size_t lag_count, lag_next;
+    /* p99 of lag[], kept until a sample comes: status is polled far more
+     * often (every imctl peers, /metrics scrape, bench poll) than samples
+     * come, and sorting them on every poll showed in profiles. */
+    uint64_t lag_p99_ms;
+    int lag_p99_stale;
     char error[IM_ERRMSG_MAX];
 };
 

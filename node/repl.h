@@ -219,10 +219,13 @@ struct repl_env {
     void (*turn_done)(void *arg, const char *peer, uint64_t stream,
                       uint64_t seq);
     void *turn_arg;
-    /* Optional (NULL: never): 1 if our own link to peer is pushing it a
-     * backlog. A sync from that peer then gets our vector but no ranges:
-     * they would repeat the push in flight, and the receiver would verify
-     * every event twice (a catch-up moved each event about twice before). */
+    /* Optional (NULL: never): 1 if our own link to peer is up, and so
+     * pushes it whatever it lacks of ours. A sync from that peer then gets
+     * our vector but no ranges: they would repeat our pushes, the receiver
+     * would verify every event twice (a catch-up moved each event about
+     * twice before), and its link would wait for their commit. A sync
+     * carries ranges when our link to the peer is down (only it can dial,
+     * or ours has not connected yet). */
     int (*pushing)(void *arg, const char *peer);
     void *pushing_arg;
 };
