@@ -375,6 +375,8 @@ call_cb(void *arg)
         /* Sent: now wait for its reply on the same context. */
         atomic_store(&c->phase, 2);
         nng_aio_set_timeout(c->aio, c->timeout_ms);
+        /* Handed to NNG again: its completion may run on another thread. */
+        TSAN_RELEASE(c);
         nng_ctx_recv(c->ctx, c->aio);
         return;
     }
@@ -389,6 +391,9 @@ call_cb(void *arg)
     atomic_store(&c->done, 1);
     if (c->on_done != NULL)
         c->on_done(c->done_arg);
+    /* Paired with the acquire after nng_aio_wait / nng_aio_stop, which
+     * return only after this callback did. */
+    TSAN_RELEASE(c);
 }
 
 int
