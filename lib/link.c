@@ -361,6 +361,166 @@ link_dial_call(struct link_dial *d, const uint8_t *plain, size_t plain_size,
     return 0;
 }
 
+/* ---- pipelined calls ---- */
+
+static void
+call_cb(void *arg)
+{
+    struct link_call *c = arg;
+    int rv;
+
+    TSAN_ACQUIRE(c);
+    rv = nng_aio_result(c->aio);
+    if (atomic_load(&c->phase) == 1 && rv == 0) {
+        /* Sent: now wait for its reply on the same context. */
+        atomic_store(&c->phase, 2);
+        nng_aio_set_timeout(c->aio, c->timeout_ms);
+        /* Handed to NNG again: its completion may run on another thread. */
+        TSAN_RELEASE(c);
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    if (atomic_load(&c->phase) == 1) {
+        nng_msg *m = nng_aio_get_msg(c->aio);
+        if (m != NULL)
+            nng_msg_free(m); /* not sent: still ours */
+        nng_aio_set_msg(c->aio, NULL);
+    }
+    atomic_store(&c->result, rv);
+    atomic_store(&c->phase, 0);
+    atomic_store(&c->done, 1);
+    if (c->on_done != NULL)
+        c->on_done(c->done_arg);
+    /* Paired with the acquire after nng_aio_wait / nng_aio_stop, which
+     * return only after this callback did. */
+    TSAN_RELEASE(c);
+}
+
+int
+link_call_init(struct link_call *c, struct link_dial *d,
+               void (*on_done)(void *arg), void *done_arg, struct im_err *e)
+{
+    int rv;
+
+    memset(c, 0, sizeof *c);
+    c->d = d;
+    c->on_done = on_done;
+    c->done_arg = done_arg;
+    if ((rv = nng_ctx_open(&c->ctx, d->sock)) != 0)
+        return link_from_nng(rv, e, "open context");
+    if ((rv = nng_aio_alloc(&c->aio, call_cb, c)) != 0) {
+        nng_ctx_close(c->ctx);
+        return link_from_nng(rv, e, "allocate aio");
+    }
+    c->open = 1;
+    return 0;
+}
+
+int
+link_call_start(struct link_call *c, const uint8_t *plain, size_t plain_size,
+                int timeout_ms, struct im_err *e)
+{
+    struct link_dial *d = c->d;
+    nng_msg *m;
+    int rv;
+
+    if (!c->open || c->busy)
+        return im_errf(e, IM_ESTATE, "%s: call slot not free", d->name);
+    if (!d->has_session)
+        return im_errf(e, IM_ESTATE, "%s: no session", d->name);
+    if ((rv = seal_msg(&d->cs, d->sid, plain, plain_size, &m, e)) != 0)
+        return rv;
+    c->busy = 1;
+    c->out_bytes = nng_msg_len(m);
+    c->timeout_ms = timeout_ms;
+    atomic_store(&c->done, 0);
+    atomic_store(&c->result, 0);
+    atomic_store(&c->phase, 1);
+    nng_aio_set_msg(c->aio, m);
+    nng_aio_set_timeout(c->aio, timeout_ms);
+    TSAN_RELEASE(c);
+    nng_ctx_send(c->ctx, c->aio);
+    return 0;
+}
+
+int
+link_call_ready(struct link_call *c)
+{
+    return c->busy && atomic_load(&c->done);
+}
+
+int
+link_call_finish(struct link_call *c, nng_msg **rep_out, uint8_t **reply,
+                 size_t *reply_size, struct im_err *e)
+{
+    struct link_dial *d = c->d;
+    struct chan_stats cst;
+    const uint8_t *b;
+    nng_msg *rep;
+    int rv;
+
+    nng_aio_wait(c->aio);
+    TSAN_ACQUIRE(c);
+    c->busy = 0;
+    if ((rv = atomic_load(&c->result)) != 0)
+        return link_from_nng(rv, e, rv == NNG_ETIMEDOUT ? "receive" : "call");
+    rep = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
+    if (rep == NULL)
+        return im_errf(e, IM_EPROTO, "%s: no reply", d->name);
+    link_dial_count(d, nng_msg_len(rep), c->out_bytes);
+    b = nng_msg_body(rep);
+    if (nng_msg_len(rep) >= 5 && b[0] == LINK_MSG_ERR) {
+        uint32_t code = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 |
+                        (uint32_t)b[3] << 8 | b[4];
+        int len = (int)(nng_msg_len(rep) - 5);
+        if (len > LINK_ERR_TEXT_MAX)
+            len = LINK_ERR_TEXT_MAX;
+        rv = im_errf(e, code > 0 && code < 1000 ? -(int)code : IM_EPROTO,
+                     "%s refused: %.*s", d->name, len, (const char *)b + 5);
+        nng_msg_free(rep);
+        return rv;
+    }
+    if (nng_msg_len(rep) < 1 + LINK_SID_BYTES || b[0] != LINK_MSG_DATA ||
+        memcmp(b + 1, d->sid, LINK_SID_BYTES) != 0) {
+        nng_msg_free(rep);
+        return im_errf(e, IM_EPROTO, "unexpected reply from %s", d->name);
+    }
+    rv = chan_open_inplace(&d->cs, clock_mono_ms(),
+                           (uint8_t *)nng_msg_body(rep) + 1 + LINK_SID_BYTES,
+                           nng_msg_len(rep) - 1 - LINK_SID_BYTES, reply,
+                           reply_size, e);
+    chan_stats_get(&d->cs, &cst);
+    pthread_mutex_lock(&d->mu);
+    memcpy(d->live_chan_rejected, cst.rejected, sizeof cst.rejected);
+    pthread_mutex_unlock(&d->mu);
+    if (rv != 0) {
+        nng_msg_free(rep);
+        return rv;
+    }
+    *rep_out = rep;
+    return 0;
+}
+
+void
+link_call_fini(struct link_call *c)
+{
+    nng_msg *m;
+
+    if (!c->open)
+        return;
+    /* Stopped for good (a completion that would start the receive fails
+     * at once): the slot is re-made for the next session. */
+    nng_aio_stop(c->aio);
+    TSAN_ACQUIRE(c);
+    if ((m = nng_aio_get_msg(c->aio)) != NULL)
+        nng_msg_free(m);
+    nng_aio_free(c->aio);
+    nng_ctx_close(c->ctx);
+    c->busy = 0;
+    c->open = 0;
+}
+
 /* ---- the listening side ---- */
 
 /* Under mu. */

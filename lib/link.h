@@ -131,6 +131,58 @@ void link_dial_count(struct link_dial *d, uint64_t in, uint64_t out);
 void link_dial_counters(struct link_dial *d, uint64_t *bytes_in,
                         uint64_t *bytes_out, uint64_t *rejected);
 
+/* ---- pipelined calls on the dialling side ----
+ *
+ * link_dial_call has one request in flight on the socket. A link_call is
+ * one more slot: an NNG context of the dialler's socket (req/rep matches
+ * each reply to its context), so that several requests of one session can
+ * be in flight at once. Frames are sealed in the order the calls start
+ * and may be answered in any order (the channel's replay window takes
+ * them). All calls of a dialler, and link_dial_handshake, are driven by
+ * one thread; only the completion runs on NNG's, and it only marks the
+ * call done and calls on_done. */
+
+struct link_call {
+    struct link_dial *d;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int open;
+    int busy;                 /* started and not yet finished (driver's) */
+    size_t out_bytes;
+    int timeout_ms;
+    /* Written by NNG's thread, read by the driver after done is set. */
+    _Atomic int phase;        /* 0 idle, 1 sending, 2 receiving */
+    _Atomic int done;         /* the call completed (result holds) */
+    _Atomic int result;       /* NNG's code */
+    void (*on_done)(void *arg);
+    void *done_arg;
+};
+
+/* Opens call c on d's current socket. on_done(done_arg) is called on an
+ * NNG thread when a call completes (it must not block). link_call_fini is
+ * due after it, before d's socket is reopened. */
+int link_call_init(struct link_call *c, struct link_dial *d,
+                   void (*on_done)(void *arg), void *done_arg,
+                   struct im_err *e);
+
+/* Seals plain under d's session and sends it on c, expecting the reply
+ * within timeout_ms. c must be idle (!c->busy). */
+int link_call_start(struct link_call *c, const uint8_t *plain,
+                    size_t plain_size, int timeout_ms, struct im_err *e);
+
+/* 1 if c is busy and has completed: link_call_finish may take it. */
+int link_call_ready(struct link_call *c);
+
+/* Takes the result of a completed call, as link_dial_call returns it: on
+ * success *reply points into *rep (the caller frees it with nng_msg_free).
+ * c is idle again either way. */
+int link_call_finish(struct link_call *c, nng_msg **rep, uint8_t **reply,
+                     size_t *reply_size, struct im_err *e);
+
+/* Closes c, abandoning its call if one is in flight (its reply, if it
+ * comes, is dropped by NNG). Waits for the completion to have run. */
+void link_call_fini(struct link_call *c);
+
 /* ---- the listening side ---- */
 
 /* Serves one request of peer (the index peer_of gave its key): reply is a

@@ -43,7 +43,11 @@ pinned(void *arg, const uint8_t pk[KEY_PUB_BYTES])
     return link_of_pk(arg, pk) >= 0 ? 0 : IM_EUNKNOWNKEY;
 }
 
-/* Whether our link to peer is pushing it a backlog (repl_env.pushing). */
+/* Whether our own link to peer is up and so pushes it whatever it lacks
+ * (repl_env.pushing): its syncs to us then get no ranges. Those ranges
+ * repeated our pushes, were verified twice, and held the peer's link
+ * thread in a commit once a second while its pushes waited (a lag spike
+ * every second: bench table 5). */
 static int
 link_pushing(void *arg, const char *peer)
 {
@@ -54,7 +58,8 @@ link_pushing(void *arg, const char *peer)
         if (strcmp(l->site->code, peer) != 0)
             continue;
         pthread_mutex_lock(&l->mu);
-        pushing = l->connected && l->link.catching_up;
+        pushing = l->connected && l->link.theirs_known &&
+                  clock_wall_ms() - l->last_contact_ms <= PEER_STALE_MS;
         pthread_mutex_unlock(&l->mu);
     }
     return pushing;
@@ -102,7 +107,8 @@ apply_done(struct commit_req *r)
 
 static int
 apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
-                    uint64_t *applied, struct im_err *e)
+                    uint64_t *applied, void (*queued)(void *qarg), void *qarg,
+                    struct im_err *e)
 {
     struct peers *p = arg;
     struct apply_req a;
@@ -121,7 +127,13 @@ apply_via_committer(void *arg, struct repl_verified *v, size_t n, int *codes,
     a.r.actor = "replication";
     pthread_mutex_init(&a.mu, NULL);
     pthread_cond_init(&a.cv, NULL);
-    if ((rv = commit_submit(p->commit, &a.r)) != 0) {
+    rv = commit_submit(p->commit, &a.r);
+    /* In the committer's queue (which it takes in order): the link's next
+     * request may queue its ranges behind these, into the same group
+     * commit if it comes in time. */
+    if (queued != NULL)
+        queued(qarg);
+    if (rv != 0) {
         rv = im_errf(e, rv, "store busy: %s", im_strerror(rv));
         goto out;
     }
@@ -145,67 +157,54 @@ out:
     return rv;
 }
 
-static int
-from_nng(int rv, struct im_err *e, const char *what)
+/* ---- the receiving side's order (repl_env turn hooks) ---- */
+
+static struct peer_link *
+link_of_code(struct peers *p, const char *code)
 {
-    switch (rv) {
-    case 0: return 0;
-    case NNG_ETIMEDOUT: return im_errf(e, IM_ETIMEDOUT, "%s: timed out", what);
-    case NNG_ECLOSED: return im_errf(e, IM_ECLOSED, "%s: closed", what);
-    case NNG_ENOMEM: return im_errf(e, IM_ENOMEM, "%s: out of memory", what);
-    case NNG_EADDRINVAL:
-    case NNG_EINVAL: return im_errf(e, IM_EINVAL, "%s: %s", what, nng_strerror(rv));
-    case NNG_EMSGSIZE: return im_errf(e, IM_ETOOBIG, "%s: %s", what, nng_strerror(rv));
-    default: return im_errf(e, IM_EUNREACH, "%s: %s", what, nng_strerror(rv));
-    }
+    for (size_t i = 0; i < p->links_count; i++)
+        if (strcmp(p->links[i].site->code, code) == 0)
+            return &p->links[i];
+    return NULL;
 }
 
-/* A message of kind with sid and room for a frame of plain_size bytes of
- * plaintext at nng_msg_body + 1 + PEER_SID_BYTES + CHAN_HEADER_BYTES. */
-static int
-msg_frame_alloc(nng_msg **out, uint8_t kind, const uint8_t sid[PEER_SID_BYTES],
-                size_t plain_size)
+/* Blocks until request (stream, seq) of peer may queue its ranges, or
+ * REPL_ORDER_WAIT_MS passed, or we stop. */
+static void
+turn_wait(void *arg, const char *peer, uint64_t stream, uint64_t seq)
 {
-    nng_msg *m;
-    int rv;
-    if ((rv = nng_msg_alloc(&m, 1 + PEER_SID_BYTES + plain_size + CHAN_OVERHEAD)) != 0)
-        return rv;
-    ((uint8_t *)nng_msg_body(m))[0] = kind;
-    memcpy((uint8_t *)nng_msg_body(m) + 1, sid, PEER_SID_BYTES);
-    *out = m;
-    return 0;
-}
+    struct peer_link *l = link_of_code(arg, peer);
+    struct timespec ts;
 
-/* Seals plain into a DATA message for session cs. */
-static int
-seal_msg(struct chan_session *cs, const uint8_t sid[PEER_SID_BYTES],
-         const uint8_t *plain, size_t plain_size, nng_msg **out,
-         struct im_err *e)
-{
-    nng_msg *m;
-    uint8_t *frame;
-    int rv;
-
-    if ((rv = msg_frame_alloc(&m, PEER_MSG_DATA, sid, plain_size)) != 0)
-        return from_nng(rv, e, "allocate message");
-    frame = (uint8_t *)nng_msg_body(m) + 1 + PEER_SID_BYTES;
-    memcpy(frame + CHAN_HEADER_BYTES, plain, plain_size);
-    if ((rv = chan_seal_inplace(cs, clock_mono_ms(), frame,
-                                plain_size + CHAN_OVERHEAD, e)) != 0) {
-        nng_msg_free(m);
-        return rv;
+    if (l == NULL)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += REPL_ORDER_WAIT_MS / 1000;
+    ts.tv_nsec += (long)(REPL_ORDER_WAIT_MS % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
     }
-    *out = m;
-    return 0;
+    pthread_mutex_lock(&l->order_mu);
+    while (!repl_order_ready(&l->order, stream, seq) && !l->order_stopping)
+        if (pthread_cond_timedwait(&l->order_cv, &l->order_mu, &ts) != 0) {
+            log_debug("peer %s: request %llu waited out its turn", peer,
+                      (unsigned long long)seq);
+            break;
+        }
+    pthread_mutex_unlock(&l->order_mu);
 }
 
 static void
-chan_count_into(uint64_t *dst, const struct chan_session *cs)
+turn_done(void *arg, const char *peer, uint64_t stream, uint64_t seq)
 {
-    struct chan_stats st;
-    chan_stats_get(cs, &st);
-    for (int r = 0; r < CHAN_REJECT_COUNT; r++)
-        dst[r] += st.rejected[r];
+    struct peer_link *l = link_of_code(arg, peer);
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->order_mu);
+    repl_order_done(&l->order, stream, seq);
+    pthread_cond_broadcast(&l->order_cv);
+    pthread_mutex_unlock(&l->order_mu);
 }
 
 /* ---- the listening side (lib/link.c serves sessions and framing) ---- */
@@ -231,10 +230,9 @@ serve_repl(void *arg, int link, const uint8_t *plain, size_t plain_size,
 
     rv = repl_serve(&p->env, l->site->code, plain, plain_size, clock_wall_ms(),
                     &c, reply, reply_size, e);
+    link_dial_count(&l->dial, plain_size + LINK_DATA_OVERHEAD,
+                    rv == 0 ? *reply_size + LINK_DATA_OVERHEAD : 0);
     pthread_mutex_lock(&l->mu);
-    l->bytes_in += plain_size + LINK_DATA_OVERHEAD;
-    if (rv == 0)
-        l->bytes_out += *reply_size + LINK_DATA_OVERHEAD;
     l->srv_counters.events_in += c.events_in;
     for (int r = 0; r < REPL_R_COUNT; r++)
         l->srv_counters.ranges_rejected[r] += c.ranges_rejected[r];
@@ -255,118 +253,58 @@ link_error(struct peer_link *l, const struct im_err *e)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* A call completed (on an NNG thread): wake the link's thread. */
+static void
+call_done(void *arg)
+{
+    struct peer_link *l = arg;
+    pthread_mutex_lock(&l->p->mu);
+    l->calls_done++;
+    pthread_cond_broadcast(&l->p->cv);
+    pthread_mutex_unlock(&l->p->mu);
+}
+
+static void
+calls_close(struct peer_link *l)
+{
+    for (int i = 0; i < l->calls_open; i++)
+        link_call_fini(&l->calls[i]);
+    l->calls_open = 0;
+}
+
+/* Ends the session with everything in flight on it: what the requests in
+ * flight carried is pushed again (or found by the next sync) on the next
+ * session, which starts a new stream. */
 static void
 drop_session(struct peer_link *l)
 {
-    if (!l->has_session)
+    calls_close(l);
+    if (!l->dial.has_session)
         return;
+    link_dial_drop(&l->dial);
     pthread_mutex_lock(&l->mu);
-    chan_count_into(l->chan_rejected, &l->cs);
-    memset(l->live_chan_rejected, 0, sizeof l->live_chan_rejected);
     l->connected = 0;
+    repl_link_reset(&l->link);
     pthread_mutex_unlock(&l->mu);
-    chan_session_wipe(&l->cs);
-    l->has_session = 0;
-}
-
-/* One request and its reply, counted. */
-static int
-exchange(struct peer_link *l, nng_msg *req, nng_msg **rep, struct im_err *e)
-{
-    size_t out = nng_msg_len(req);
-    int rv;
-
-    if ((rv = nng_sendmsg(l->sock, req, 0)) != 0) {
-        nng_msg_free(req);
-        return from_nng(rv, e, "send");
-    }
-    if ((rv = nng_recvmsg(l->sock, rep, 0)) != 0)
-        return from_nng(rv, e, "receive");
-    pthread_mutex_lock(&l->mu);
-    l->bytes_out += out;
-    l->bytes_in += nng_msg_len(*rep);
-    pthread_mutex_unlock(&l->mu);
-    if (nng_msg_len(*rep) >= 5 && ((uint8_t *)nng_msg_body(*rep))[0] == PEER_MSG_ERR) {
-        const uint8_t *b = nng_msg_body(*rep);
-        uint32_t c = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 |
-                     (uint32_t)b[3] << 8 | b[4];
-        int len = (int)(nng_msg_len(*rep) - 5);
-        if (len > 300)
-            len = 300;
-        rv = im_errf(e, c > 0 && c < 1000 ? -(int)c : IM_EPROTO, "%s refused: %.*s",
-                     l->site->code, len, (const char *)b + 5);
-        nng_msg_free(*rep);
-        *rep = NULL;
-        return rv;
-    }
-    return 0;
 }
 
 static int
 handshake(struct peer_link *l, struct im_err *e)
 {
     struct peers *p = l->p;
-    struct chan_hs hs;
-    uint8_t msg[CHAN_HS_MSG_MAX];
-    size_t msg_size = sizeof msg;
-    nng_msg *m, *rep = NULL;
-    const uint8_t *b;
     int rv;
 
-    if ((rv = chan_hs_initiate(&hs, p->key, p->cluster_id, l->site->pk, msg,
-                               &msg_size, e)) != 0)
+    rv = link_dial_handshake(&l->dial, p->key, p->cluster_id, l->site->pk,
+                             pinned, p, e);
+    if (rv != 0)
         return rv;
-    if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
-        (rv = nng_msg_append(m, (uint8_t[]){PEER_MSG_HS1}, 1)) != 0 ||
-        (rv = nng_msg_append(m, msg, msg_size)) != 0) {
-        chan_hs_wipe(&hs);
-        return from_nng(rv, e, "handshake");
+    for (int i = 0; i < REPL_PIPELINE_MAX; i++) {
+        if ((rv = link_call_init(&l->calls[i], &l->dial, call_done, l, e)) != 0) {
+            drop_session(l);
+            return rv;
+        }
+        l->calls_open++;
     }
-    if ((rv = exchange(l, m, &rep, e)) != 0) {
-        chan_hs_wipe(&hs);
-        return rv;
-    }
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) < 1 + PEER_SID_BYTES || b[0] != PEER_MSG_HS2) {
-        nng_msg_free(rep);
-        chan_hs_wipe(&hs);
-        return im_errf(e, IM_EPROTO, "handshake: unexpected reply from %s",
-                       l->site->code);
-    }
-    memcpy(l->sid, b + 1, PEER_SID_BYTES);
-    msg_size = sizeof msg;
-    rv = chan_hs_finish_initiator(&hs, b + 1 + PEER_SID_BYTES,
-                                  nng_msg_len(rep) - 1 - PEER_SID_BYTES, pinned,
-                                  p, msg, &msg_size, &l->cs, e);
-    nng_msg_free(rep);
-    if (rv != 0) {
-        pthread_mutex_lock(&l->mu);
-        if (hs.reject >= 0 && hs.reject < CHAN_REJECT_COUNT)
-            l->chan_rejected[hs.reject]++;
-        pthread_mutex_unlock(&l->mu);
-        return rv;
-    }
-    l->has_session = 1;
-    if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
-        (rv = nng_msg_append(m, (uint8_t[]){PEER_MSG_HS3}, 1)) != 0 ||
-        (rv = nng_msg_append(m, l->sid, PEER_SID_BYTES)) != 0 ||
-        (rv = nng_msg_append(m, msg, msg_size)) != 0) {
-        drop_session(l);
-        return from_nng(rv, e, "handshake");
-    }
-    if ((rv = exchange(l, m, &rep, e)) != 0) {
-        drop_session(l);
-        return rv;
-    }
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) != 1 + PEER_SID_BYTES || b[0] != PEER_MSG_HSOK ||
-        memcmp(b + 1, l->sid, PEER_SID_BYTES) != 0) {
-        nng_msg_free(rep);
-        drop_session(l);
-        return im_errf(e, IM_EPROTO, "handshake: unexpected confirmation from %s",
-                       l->site->code);
-    }
-    nng_msg_free(rep);
     pthread_mutex_lock(&l->mu);
     l->sessions++;
     repl_link_reset(&l->link);
@@ -375,75 +313,86 @@ handshake(struct peer_link *l, struct im_err *e)
     return 0;
 }
 
-/* Sends one replication request and handles its reply. 0 with *idle set if
- * there was nothing to send. */
+/* Handles the reply of a completed call. */
 static int
-link_step(struct peer_link *l, int *idle, struct im_err *e)
+call_reply(struct peer_link *l, struct link_call *c, struct im_err *e)
 {
     struct peers *p = l->p;
-    uint8_t *req = NULL, *plain;
-    size_t req_size = 0, plain_size;
-    nng_msg *m = NULL, *rep = NULL;
+    struct repl_link *work;
+    uint8_t *plain;
+    size_t plain_size;
+    nng_msg *rep = NULL;
     uint64_t now = clock_wall_ms();
-    const uint8_t *b;
     int rv;
 
-    *idle = 0;
-    pthread_mutex_lock(&l->mu);
-    rv = repl_link_request(&p->env, &l->link, now, &req, &req_size, e);
-    pthread_mutex_unlock(&l->mu);
-    if (rv != 0)
+    if ((rv = link_call_finish(c, &rep, &plain, &plain_size, e)) != 0)
         return rv;
-    if (req == NULL) {
-        *idle = 1;
-        return 0;
-    }
-    rv = seal_msg(&l->cs, l->sid, req, req_size, &m, e);
-    free(req);
-    if (rv != 0)
-        return rv;
-    if ((rv = exchange(l, m, &rep, e)) != 0)
-        return rv;
-    b = nng_msg_body(rep);
-    if (nng_msg_len(rep) < 1 + PEER_SID_BYTES || b[0] != PEER_MSG_DATA ||
-        memcmp(b + 1, l->sid, PEER_SID_BYTES) != 0) {
-        nng_msg_free(rep);
-        return im_errf(e, IM_EPROTO, "unexpected reply from %s", l->site->code);
-    }
-    rv = chan_open_inplace(&l->cs, clock_mono_ms(),
-                           (uint8_t *)nng_msg_body(rep) + 1 + PEER_SID_BYTES,
-                           nng_msg_len(rep) - 1 - PEER_SID_BYTES, &plain,
-                           &plain_size, e);
-    if (rv != 0) {
-        nng_msg_free(rep);
-        return rv;
-    }
     /* The reply's ranges go through the committer: do not hold mu for it.
      * The link state is this thread's; mu guards it against readers. */
-    {
-        struct repl_link work;
-        struct chan_stats cst;
-        pthread_mutex_lock(&l->mu);
-        work = l->link;
-        pthread_mutex_unlock(&l->mu);
-        rv = repl_link_reply(&p->env, &work, plain, plain_size, clock_wall_ms(), e);
-        chan_stats_get(&l->cs, &cst);
-        pthread_mutex_lock(&l->mu);
-        if (work.lag_samples != l->link.lag_samples) {
-            l->lag[l->lag_next] = work.lag_ms;
-            l->lag_next = (l->lag_next + 1) % PEER_LAG_SAMPLES;
-            if (l->lag_count < PEER_LAG_SAMPLES)
-                l->lag_count++;
-        }
-        l->link = work;
-        memcpy(l->live_chan_rejected, cst.rejected, sizeof cst.rejected);
-        l->connected = 1;
-        l->last_contact_ms = now;
-        snprintf(l->error, sizeof l->error, "%s", work.last_error);
-        pthread_mutex_unlock(&l->mu);
+    if ((work = malloc(sizeof *work)) == NULL) {
+        nng_msg_free(rep);
+        return im_errf(e, IM_ENOMEM, "out of memory");
     }
+    pthread_mutex_lock(&l->mu);
+    *work = l->link;
+    pthread_mutex_unlock(&l->mu);
+    rv = repl_link_reply(&p->env, work, plain, plain_size, clock_wall_ms(), e);
+    pthread_mutex_lock(&l->mu);
+    if (work->lag_samples != l->link.lag_samples) {
+        l->lag[l->lag_next] = work->lag_ms;
+        l->lag_next = (l->lag_next + 1) % PEER_LAG_SAMPLES;
+        if (l->lag_count < PEER_LAG_SAMPLES)
+            l->lag_count++;
+        l->lag_p99_stale = 1;
+    }
+    l->link = *work;
+    l->connected = 1;
+    l->last_contact_ms = now;
+    snprintf(l->error, sizeof l->error, "%s", work->last_error);
+    pthread_mutex_unlock(&l->mu);
+    free(work);
     nng_msg_free(rep);
     return rv;
+}
+
+/* Takes the replies that came and fills the pipeline with what the peer
+ * lacks (or a sync when due). *idle: 0 if something happened that may
+ * allow more at once, 1 if it waits for a commit, a reply or the next
+ * sync. */
+static int
+link_pump(struct peer_link *l, int *idle, struct im_err *e)
+{
+    struct peers *p = l->p;
+    int rv;
+
+    *idle = 1;
+    for (int i = 0; i < l->calls_open; i++) {
+        if (!link_call_ready(&l->calls[i]))
+            continue;
+        if ((rv = call_reply(l, &l->calls[i], e)) != 0)
+            return rv;
+        *idle = 0;
+    }
+    for (int i = 0; i < l->calls_open; i++) {
+        uint8_t *req = NULL;
+        size_t req_size = 0;
+        if (l->calls[i].busy)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        rv = repl_link_request(&p->env, &l->link, clock_wall_ms(), &req,
+                               &req_size, e);
+        pthread_mutex_unlock(&l->mu);
+        if (rv != 0)
+            return rv;
+        if (req == NULL)
+            break; /* nothing more to send now */
+        rv = link_call_start(&l->calls[i], req, req_size,
+                             PEER_REQUEST_TIMEOUT_MS, e);
+        free(req);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
 }
 
 static int link_open(struct peers *p, struct peer_link *l, struct im_err *e);
@@ -466,19 +415,15 @@ link_redial(struct peer_link *l)
         pthread_mutex_unlock(&p->mu);
         return;
     }
-    old = l->sock;
-    had = l->sock_open;
-    l->sock_open = 0;
+    old = l->dial.sock;
+    had = l->dial.sock_open;
+    l->dial.sock_open = 0;
     pthread_mutex_unlock(&p->mu);
     if (had)
         nng_close(old);
     pthread_mutex_lock(&p->mu);
-    if (!p->stopping && link_open(p, l, &e) != 0) {
-        if (l->sock_open)
-            nng_close(l->sock);
-        l->sock_open = 0;
+    if (!p->stopping && link_open(p, l, &e) != 0)
         log_warn("peer %s: redial: %s", l->site->code, im_errmsg(&e));
-    }
     pthread_mutex_unlock(&p->mu);
     l->dial_since_ms = clock_mono_ms();
 }
@@ -488,7 +433,7 @@ link_main(void *arg)
 {
     struct peer_link *l = arg;
     struct peers *p = l->p;
-    uint64_t seen = 0;
+    uint64_t seen = 0, seen_done = 0;
 
     for (;;) {
         struct im_err e = {0};
@@ -500,9 +445,10 @@ link_main(void *arg)
             break;
         }
         seen = p->gen;
+        seen_done = l->calls_done;
         pthread_mutex_unlock(&p->mu);
 
-        if (atomic_load(&l->pipes) > 0) {
+        if (atomic_load(&l->dial.pipes) > 0) {
             l->dial_since_ms = 0;
         } else {
             uint64_t now = clock_mono_ms();
@@ -511,8 +457,8 @@ link_main(void *arg)
             else if (now - l->dial_since_ms >= PEER_CONNECT_MS_MAX)
                 link_redial(l);
         }
-        if (!l->has_session) {
-            if (atomic_load(&l->pipes) == 0) {
+        if (!l->dial.has_session) {
+            if (atomic_load(&l->dial.pipes) == 0) {
                 /* Not connected: NNG redials with back-off; look again
                  * shortly rather than queue a request. */
                 idle = 2;
@@ -526,8 +472,8 @@ link_main(void *arg)
                 l->backoff_ms = 0;
             }
         }
-        if (l->has_session && idle == 0) {
-            rv = link_step(l, &idle, &e);
+        if (l->dial.has_session && idle == 0) {
+            rv = link_pump(l, &idle, &e);
             if (rv != 0) {
                 link_error(l, &e);
                 if (e.code != IM_ECLOSED)
@@ -541,7 +487,7 @@ link_main(void *arg)
         if (idle == 0)
             continue; /* more to do at once */
         pthread_mutex_lock(&p->mu);
-        if (!p->stopping && p->gen == seen) {
+        if (!p->stopping && p->gen == seen && l->calls_done == seen_done) {
             struct timespec ts;
             uint64_t wait_ms;
             if (idle == 2) {
@@ -550,7 +496,8 @@ link_main(void *arg)
                     l->backoff_ms = PEER_RECONNECT_MS_MAX;
                 wait_ms = l->backoff_ms;
                 /* Look in time to abandon a dial that hangs. */
-                if (atomic_load(&l->pipes) == 0 && wait_ms > PEER_CONNECT_MS_MAX / 2)
+                if (atomic_load(&l->dial.pipes) == 0 &&
+                    wait_ms > PEER_CONNECT_MS_MAX / 2)
                     wait_ms = PEER_CONNECT_MS_MAX / 2;
             } else {
                 uint64_t now = clock_wall_ms(), next;
@@ -576,41 +523,21 @@ link_main(void *arg)
     return NULL;
 }
 
+/* A dialler's pipe connected: wake the link threads. */
 static void
-pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+pipe_added(void *arg)
 {
-    struct peer_link *l = arg;
-    if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_fetch_add(&l->pipes, 1);
-        peers_notify(l->p);
-    } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(&l->pipes, 1);
-    }
+    peers_notify(arg);
 }
 
+/* Opens the link's socket, dialling its peer in the background. Under
+ * p->mu (peers_close takes the socket there). */
 static int
 link_open(struct peers *p, struct peer_link *l, struct im_err *e)
 {
-    int rv;
-
-    if ((rv = nng_req0_open(&l->sock)) != 0)
-        return from_nng(rv, e, "open peer socket");
-    l->sock_open = 1;
-    nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, PEER_WIRE_MAX);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECVTIMEO, PEER_REQUEST_TIMEOUT_MS);
-    nng_socket_set_ms(l->sock, NNG_OPT_SENDTIMEO, PEER_REQUEST_TIMEOUT_MS);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, PEER_RECONNECT_MS_MIN);
-    nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, PEER_RECONNECT_MS_MAX);
-    /* A resent request would be a replayed frame: never resend; a request
-     * without an answer is abandoned with its session instead. */
-    nng_socket_set_ms(l->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_POST, pipe_event, l);
-    nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_event, l);
-    /* Non-blocking: a peer that is down now is redialled in the
-     * background, with back-off. */
-    if ((rv = nng_dial(l->sock, l->site->peer, NULL, NNG_FLAG_NONBLOCK)) != 0)
-        return from_nng(rv, e, l->site->peer);
-    return 0;
+    return link_dial_open(&l->dial, l->site->peer, PEER_WIRE_MAX,
+                          PEER_REQUEST_TIMEOUT_MS, PEER_RECONNECT_MS_MIN,
+                          PEER_RECONNECT_MS_MAX, e);
 }
 
 int
@@ -635,15 +562,25 @@ peers_start(struct peers *p, const struct config *cfg, struct store *s,
     p->env.apply_arg = p;
     p->env.pushing = link_pushing;
     p->env.pushing_arg = p;
+    p->env.turn_wait = turn_wait;
+    p->env.turn_done = turn_done;
+    p->env.turn_arg = p;
 
     for (size_t i = 0; i < cfg->sites_count; i++) {
         struct peer_link *l;
+        pthread_condattr_t ca;
         if (strcmp(cfg->sites[i].code, cfg->node.site) == 0)
             continue;
         l = &p->links[p->links_count++];
         l->p = p;
         l->site = &cfg->sites[i];
         pthread_mutex_init(&l->mu, NULL);
+        pthread_mutex_init(&l->order_mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&l->order_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        link_dial_init(&l->dial, l->site->code, pipe_added, p);
         repl_link_init(&l->link, l->site->code);
     }
     if (p->links_count == 0)
@@ -724,15 +661,21 @@ peers_close(struct peers *p)
     for (size_t i = 0; i < p->links_count; i++) {
         /* The link's thread may swap its socket (link_redial) until it
          * sees stopping: take the current one under mu. */
+        struct peer_link *l = &p->links[i];
         nng_socket sock;
         int open;
         pthread_mutex_lock(&p->mu);
-        sock = p->links[i].sock;
-        open = p->links[i].sock_open;
-        p->links[i].sock_open = 0;
+        sock = l->dial.sock;
+        open = l->dial.sock_open;
+        l->dial.sock_open = 0;
         pthread_mutex_unlock(&p->mu);
         if (open)
             nng_close(sock);
+        /* Listener workers waiting for a turn stop waiting. */
+        pthread_mutex_lock(&l->order_mu);
+        l->order_stopping = 1;
+        pthread_cond_broadcast(&l->order_cv);
+        pthread_mutex_unlock(&l->order_mu);
     }
     /* The listener's counters outlive it (peers_status until peers_fini):
      * keep its last ones. Its workers take no lock of ours. */
@@ -748,7 +691,7 @@ peers_close(struct peers *p)
             pthread_join(p->links[i].thread, NULL);
     /* Links stay readable (peers_status) until peers_fini. */
     for (size_t i = 0; i < p->links_count; i++) {
-        p->links[i].sock_open = 0;
+        p->links[i].dial.sock_open = 0;
         p->links[i].thread_started = 0;
     }
 }
@@ -756,8 +699,13 @@ peers_close(struct peers *p)
 void
 peers_fini(struct peers *p)
 {
-    for (size_t i = 0; i < p->links_count; i++)
-        pthread_mutex_destroy(&p->links[i].mu);
+    for (size_t i = 0; i < p->links_count; i++) {
+        struct peer_link *l = &p->links[i];
+        link_dial_fini(&l->dial);
+        pthread_cond_destroy(&l->order_cv);
+        pthread_mutex_destroy(&l->order_mu);
+        pthread_mutex_destroy(&l->mu);
+    }
     p->links_count = 0;
     pthread_mutex_destroy(&p->srv_mu);
     pthread_cond_destroy(&p->cv);
@@ -788,19 +736,20 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         /* A healthy link makes contact every REPL_SYNC_INTERVAL_MS; a cut
          * that drops packets leaves the TCP connection (and the session)
          * up until a request times out, so judge by contact, not sockets. */
-        st->connected = l->connected && atomic_load(&l->pipes) > 0 &&
+        st->connected = l->connected && atomic_load(&l->dial.pipes) > 0 &&
                         clock_wall_ms() - l->last_contact_ms <= PEER_STALE_MS;
         st->last_contact_ms = l->last_contact_ms;
         st->lag_ms = l->link.lag_ms;
-        if (l->lag_count > 0) {
+        if (l->lag_count > 0 && l->lag_p99_stale) {
             memcpy(sorted, l->lag, l->lag_count * sizeof sorted[0]);
             qsort(sorted, l->lag_count, sizeof sorted[0], cmp_u64);
-            st->lag_p99_ms = sorted[(l->lag_count * 99) / 100 < l->lag_count
-                                        ? (l->lag_count * 99) / 100
-                                        : l->lag_count - 1];
+            l->lag_p99_ms = sorted[(l->lag_count * 99) / 100 < l->lag_count
+                                       ? (l->lag_count * 99) / 100
+                                       : l->lag_count - 1];
+            l->lag_p99_stale = 0;
         }
-        st->bytes_in = l->bytes_in;
-        st->bytes_out = l->bytes_out;
+        st->lag_p99_ms = l->lag_p99_ms;
+
         st->events_in = l->link.counters.events_in + l->srv_counters.events_in;
         st->events_out = l->link.counters.events_out;
         st->sessions = l->sessions;
@@ -809,10 +758,10 @@ peers_status(struct peers *p, struct peer_status *out, size_t *count,
         for (int r = 0; r < REPL_R_COUNT; r++)
             st->repl_rejected[r] = l->link.counters.ranges_rejected[r] +
                                    l->srv_counters.ranges_rejected[r];
-        for (int r = 0; r < CHAN_REJECT_COUNT; r++)
-            st->chan_rejected[r] = l->chan_rejected[r] + l->live_chan_rejected[r];
         snprintf(st->error, sizeof st->error, "%s", l->error);
         pthread_mutex_unlock(&l->mu);
+        link_dial_counters(&l->dial, &st->bytes_in, &st->bytes_out,
+                           st->chan_rejected);
     }
     /* The listening side's sessions count toward their peer. */
     pthread_mutex_lock(&p->srv_mu);

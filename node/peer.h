@@ -7,12 +7,15 @@
  * secure-channel session (lib/chan.h) authenticated by both sites' pinned
  * keys; the framing of handshake and data messages on the NNG sockets is
  * lib/link.h's (docs/protocol-replication.md). The listening side is a
- * lib/link.c server.
+ * lib/link.c server, the dialling side a lib/link.c dialler with up to
+ * REPL_PIPELINE_MAX calls in flight.
  *
  * Threads: one per dialled peer (handshake, then push what the peer lacks
- * as soon as a commit wakes it, else pull once a second), and
- * PEER_SERVER_WORKERS serving the rep socket. Writes go through the
- * committer, so replicated events share its group commit. */
+ * as soon as a commit wakes it, without waiting for the replies to earlier
+ * pushes, else pull once a second), and PEER_SERVER_WORKERS serving the
+ * rep socket, which take a peer's requests in turn (its stream order) to
+ * the committer. Writes go through the committer, so replicated events
+ * share its group commit. */
 #ifndef IM_PEER_H
 #define IM_PEER_H
 
@@ -28,6 +31,11 @@
 #include "repl.h"
 #include "store.h"
 
+/* Enough for every request one peer has in flight to be verified while
+ * the earliest waits for its commit. A worker waits only for an earlier
+ * request of the same stream, which NNG handed to another worker before it
+ * (rep0 takes a pipe's messages in order), so the workers cannot all wait
+ * on requests still queued behind them. */
 #define PEER_SERVER_WORKERS 4
 
 /* A request on a link that has no answer within this is abandoned and the
@@ -56,15 +64,7 @@
 /* Lag samples kept per link for the p99. */
 #define PEER_LAG_SAMPLES 512
 
-/* The transport framing is lib/link.h's (the dialling side below still
- * drives it by hand, for its redial and counting rules). */
-#define PEER_MSG_HS1 LINK_MSG_HS1
-#define PEER_MSG_HS2 LINK_MSG_HS2
-#define PEER_MSG_HS3 LINK_MSG_HS3
-#define PEER_MSG_HSOK LINK_MSG_HSOK
-#define PEER_MSG_DATA LINK_MSG_DATA
-#define PEER_MSG_ERR LINK_MSG_ERR
-#define PEER_SID_BYTES LINK_SID_BYTES
+/* The transport framing is lib/link.h's. */
 #define PEER_WIRE_MAX (LINK_DATA_OVERHEAD + REPL_MSG_SIZE_MAX)
 _Static_assert(REPL_MSG_SIZE_MAX <= CHAN_PLAIN_MAX,
                "a replication message fits one frame");
@@ -74,28 +74,39 @@ struct peers;
 struct peer_link {
     struct peers *p;
     const struct cfg_site *site;
-    nng_socket sock;
-    int sock_open;
+    /* Socket, session, bytes both ways and channel rejections (its own
+     * link's on our listener too). The socket is swapped (a redial) by
+     * the link's thread under p->mu, so that peers_close closes the
+     * current one. */
+    struct link_dial dial;
     pthread_t thread;
     int thread_started;
     /* Owned by the link's thread. */
-    struct chan_session cs;
-    int has_session;
-    uint8_t sid[PEER_SID_BYTES];
+    struct link_call calls[REPL_PIPELINE_MAX];
+    int calls_open;             /* calls made for the current session */
     uint64_t backoff_ms;
     uint64_t dial_since_ms;     /* mono ms the current dial began; 0: connected */
+    uint64_t calls_done;        /* completions (under p->mu): wake the thread */
+    /* The peer's requests to our listener, in their stream order: under
+     * order_mu (repl_env turn hooks). */
+    pthread_mutex_t order_mu;
+    pthread_cond_t order_cv;
+    struct repl_order order;
+    int order_stopping;
     /* Shared with status readers: under mu. */
     pthread_mutex_t mu;
     struct repl_link link;
-    _Atomic int pipes;
     int connected;
     uint64_t last_contact_ms;
-    uint64_t bytes_in, bytes_out, sessions;
-    uint64_t chan_rejected[CHAN_REJECT_COUNT];      /* of ended sessions */
-    uint64_t live_chan_rejected[CHAN_REJECT_COUNT]; /* of the dialled one */
+    uint64_t sessions;
     struct repl_counters srv_counters;   /* what it sent us on its link */
     uint64_t lag[PEER_LAG_SAMPLES];
     size_t lag_count, lag_next;
+    /* p99 of lag[], kept until a sample comes: status is polled far more
+     * often (every imctl peers, /metrics scrape, bench poll) than samples
+     * come, and sorting them on every poll showed in profiles. */
+    uint64_t lag_p99_ms;
+    int lag_p99_stale;
     char error[IM_ERRMSG_MAX];
 };
 

@@ -486,10 +486,44 @@ apply_reason(int code)
     }
 }
 
-int
-repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
-                    struct repl_counters *c, uint64_t *applied,
-                    struct im_err *first_error)
+/* A request's turn in its stream (repl_env.turn_wait): taken once, after
+ * its ranges verified (verifying is the part that runs in parallel), and
+ * given back once, as soon as its ranges are queued for the store. */
+struct turn {
+    struct repl_env *env;
+    const char *peer;
+    uint64_t stream, seq;
+    int taken, given;
+};
+
+static void
+turn_take(struct turn *t)
+{
+    if (t == NULL || t->stream == 0 || t->taken)
+        return;
+    t->taken = 1;
+    if (t->env->turn_wait != NULL)
+        t->env->turn_wait(t->env->turn_arg, t->peer, t->stream, t->seq);
+}
+
+/* env->apply's queued: the stream's next request may go. */
+static void
+turn_give(void *arg)
+{
+    struct turn *t = arg;
+    if (t == NULL || t->stream == 0 || t->given)
+        return;
+    turn_take(t);
+    t->given = 1;
+    if (t->env->turn_done != NULL)
+        t->env->turn_done(t->env->turn_arg, t->peer, t->stream, t->seq);
+}
+
+/* repl_ranges_receive, in turn t (NULL: none). */
+static int
+receive(struct repl_env *env, Im__Range **ranges, size_t n,
+        struct repl_counters *c, uint64_t *applied, struct turn *t,
+        struct im_err *first_error)
 {
     struct repl_verified *v;
     int *codes, rv = 0;
@@ -522,7 +556,9 @@ repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
     }
     if (ok > 0) {
         struct im_err e = {0};
-        rv = env->apply(env->apply_arg, v, ok, codes, applied, &e);
+        turn_take(t);
+        rv = env->apply(env->apply_arg, v, ok, codes, applied,
+                        t != NULL ? turn_give : NULL, t, &e);
         if (rv != 0) {
             c->ranges_rejected[REPL_R_STORE]++;
             if (first_error->code == 0)
@@ -544,6 +580,14 @@ repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
     free(v);
     free(codes);
     return rv;
+}
+
+int
+repl_ranges_receive(struct repl_env *env, Im__Range **ranges, size_t n,
+                    struct repl_counters *c, uint64_t *applied,
+                    struct im_err *first_error)
+{
+    return receive(env, ranges, n, c, applied, NULL, first_error);
 }
 
 static int
@@ -582,6 +626,7 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
     struct im_err first = {0};
     struct store_vv *ours = NULL, *theirs = NULL;
     struct repl_batch b = {0};
+    struct turn turn = {.env = env, .peer = peer_site};
     uint64_t applied = 0;
     MDB_txn *txn = NULL;
     int rv;
@@ -597,6 +642,12 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
             im__repl_request__free_unpacked(q, NULL);
         return pack_reply(&r, reply, reply_size, e);
     }
+    /* From here on every path gives the request's turn back (turn_give at
+     * out), so that the stream's next request never waits for it. */
+    turn.stream = q->stream;
+    turn.seq = q->stream_seq;
+    r.stream = q->stream;
+    r.stream_seq = q->stream_seq;
     ours = malloc(sizeof *ours);
     theirs = malloc(sizeof *theirs);
     if (ours == NULL || theirs == NULL) {
@@ -611,8 +662,8 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
         goto out;
     }
     if (q->n_ranges > 0) {
-        if ((rv = repl_ranges_receive(env, q->ranges, q->n_ranges, c, &applied,
-                                      &first)) != 0) {
+        if ((rv = receive(env, q->ranges, q->n_ranges, c, &applied, &turn,
+                          &first)) != 0) {
             /* The store could not take them: say so, keep serving. */
             r.code = first.code ? first.code : rv;
             r.error = first.msg;
@@ -623,6 +674,9 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
         }
         r.applied = (uint32_t)applied;
     }
+    /* A sync applies nothing but still goes in its turn: its successors
+     * must not overtake the pushes before it. */
+    turn_give(&turn);
     if ((rv = read_vector(env, &txn, ours, e)) != 0)
         goto out;
     repl_vv_to_pb(ours, heads, head_ptrs, &r.n_have);
@@ -638,6 +692,7 @@ repl_serve(struct repl_env *env, const char *peer_site, const uint8_t *req,
     }
     rv = pack_reply(&r, reply, reply_size, e);
 out:
+    turn_give(&turn);
     repl_batch_free(&b);
     if (txn != NULL)
         store_read_end(txn);
@@ -646,6 +701,39 @@ out:
     free(theirs);
     return rv;
 }
+
+/* ---- pipelining: the receiving side's order ---- */
+
+int
+repl_order_ready(const struct repl_order *o, uint64_t stream, uint64_t seq)
+{
+    if (stream == 0)
+        return 1;
+    if (stream != o->stream)
+        return seq <= 1;
+    return seq <= o->next;
+}
+
+void
+repl_order_done(struct repl_order *o, uint64_t stream, uint64_t seq)
+{
+    if (stream == 0)
+        return;
+    if (stream != o->stream) {
+        /* Only the first request of a stream makes it current: a
+         * straggler of a replaced stream, let go after waiting, must not
+         * take the order back from its successor. */
+        if (seq <= 1) {
+            o->stream = stream;
+            o->next = seq + 1;
+        }
+        return;
+    }
+    if (seq >= o->next)
+        o->next = seq + 1;
+}
+
+/* ---- the client side of a link ---- */
 
 void
 repl_link_init(struct repl_link *l, const char *peer)
@@ -660,7 +748,10 @@ repl_link_reset(struct repl_link *l)
     l->catching_up = 0;
     l->theirs_known = 0;
     l->next_sync_ms = 0;
-    l->pushing = 0;
+    memset(&l->sent, 0, sizeof l->sent);
+    l->inflight_count = 0;
+    l->stream = 0;
+    l->stream_seq = 0;
 }
 
 static uint64_t
@@ -690,58 +781,127 @@ link_batch_bytes(const struct repl_link *l)
     return l->catching_up ? REPL_BATCH_BYTES_MAX : REPL_BATCH_BYTES_DEFAULT;
 }
 
+static size_t
+link_pipeline(const struct repl_link *l)
+{
+    if (l->pipeline == 0 || l->pipeline > REPL_PIPELINE_MAX)
+        return REPL_PIPELINE_MAX;
+    return l->pipeline;
+}
+
+/* Raises vv's seq of origin to at least seq (adding the origin). */
+static void
+vv_raise(struct store_vv *vv, const char *origin, uint64_t seq)
+{
+    for (size_t i = 0; i < vv->count; i++)
+        if (strcmp(vv->e[i].origin, origin) == 0) {
+            if (seq > vv->e[i].head.seq)
+                vv->e[i].head.seq = seq;
+            return;
+        }
+    if (vv->count == SITES_MAX)
+        return; /* repl_vv_from_pb and the store bound origins: unreachable */
+    memset(&vv->e[vv->count], 0, sizeof vv->e[0]);
+    snprintf(vv->e[vv->count].origin, sizeof vv->e[0].origin, "%s", origin);
+    vv->e[vv->count].head.seq = seq;
+    vv->count++;
+}
+
+static int
+sync_in_flight(const struct repl_link *l)
+{
+    for (size_t i = 0; i < l->inflight_count; i++)
+        if (!l->inflight[i].push)
+            return 1;
+    return 0;
+}
+
 int
 repl_link_request(struct repl_env *env, struct repl_link *l, uint64_t now_ms,
                   uint8_t **req, size_t *req_size, struct im_err *e)
 {
     Im__ReplRequest q = IM__REPL_REQUEST__INIT;
     Im__Head heads[SITES_MAX], *head_ptrs[SITES_MAX];
-    struct store_vv *ours;
+    struct store_vv *ours, *base;
     struct repl_batch b = {0};
+    struct repl_inflight rec = {0};
     MDB_txn *txn;
     int rv;
 
     *req = NULL;
     *req_size = 0;
-    if ((ours = malloc(sizeof *ours)) == NULL)
+    /* Full, or waiting for the first reply of a session: it tells what
+     * the peer holds, and pushes start from there. */
+    if (l->inflight_count >= link_pipeline(l) ||
+        (!l->theirs_known && l->inflight_count > 0))
+        return 0;
+    ours = malloc(sizeof *ours);
+    base = malloc(sizeof *base);
+    if (ours == NULL || base == NULL) {
+        free(ours);
+        free(base);
         return im_errf(e, IM_ENOMEM, "out of memory");
+    }
     if ((rv = read_vector(env, &txn, ours, e)) != 0) {
         free(ours);
+        free(base);
         return rv;
     }
     q.site = (char *)env->self;
     repl_vv_to_pb(ours, heads, head_ptrs, &q.n_have);
     q.have = head_ptrs;
-    l->pushing = 0;
-    if (l->theirs_known && repl_vv_lacking(ours, &l->theirs) > 0) {
-        rv = repl_ranges_build(txn, env->store, ours, &l->theirs, l->peer,
-                               link_batch_bytes(l), &b, e);
-        if (rv != 0)
-            goto out;
-        if (b.ranges_count > 0) {
-            q.n_ranges = b.ranges_count;
-            q.ranges = b.range_ptrs;
-            l->pushing = 1;
-            l->last_pushed_hlc = batch_newest_hlc(&b);
-            l->catching_up = b.more;
+    if (l->theirs_known) {
+        /* What the peer holds, and what is on its way to it. */
+        *base = l->theirs;
+        for (size_t i = 0; i < l->sent.count; i++)
+            vv_raise(base, l->sent.e[i].origin, l->sent.e[i].head.seq);
+        if (repl_vv_lacking(ours, base) > 0) {
+            rv = repl_ranges_build(txn, env->store, ours, base, l->peer,
+                                   link_batch_bytes(l), &b, e);
+            if (rv != 0)
+                goto out;
         }
     }
-    if (!l->pushing) {
-        if (l->theirs_known && now_ms < l->next_sync_ms)
+    if (b.ranges_count > 0) {
+        q.n_ranges = b.ranges_count;
+        q.ranges = b.range_ptrs;
+        rec.push = 1;
+        rec.newest_hlc = batch_newest_hlc(&b);
+        l->catching_up = b.more;
+    } else {
+        if ((l->theirs_known && now_ms < l->next_sync_ms) || sync_in_flight(l))
             goto out; /* nothing to do yet */
         q.sync = 1;
         q.max_bytes = link_batch_bytes(l);
     }
+    if (l->stream == 0) {
+        /* Random: a receiver tells a new session's stream from the one it
+         * follows by inequality alone, across restarts of either side. */
+        while (l->stream == 0)
+            randombytes_buf(&l->stream, sizeof l->stream);
+        l->stream_seq = 0;
+    }
+    q.stream = l->stream;
+    q.stream_seq = l->stream_seq + 1;
     *req_size = im__repl_request__get_packed_size(&q);
     if ((*req = malloc(*req_size)) == NULL) {
+        *req_size = 0;
         rv = im_errf(e, IM_ENOMEM, "out of memory");
         goto out;
     }
     im__repl_request__pack(&q, *req);
+    /* Committed to sending it: it is in flight from now on. */
+    l->stream_seq++;
+    rec.seq = l->stream_seq;
+    l->inflight[l->inflight_count++] = rec;
+    for (size_t i = 0; i < b.ranges_count; i++)
+        vv_raise(&l->sent, b.ranges[i].origin,
+                 b.ranges[i].first_seq + b.ranges[i].n_events - 1);
 out:
     repl_batch_free(&b);
     store_read_end(txn);
     free(ours);
+    free(base);
     return rv;
 }
 
@@ -752,7 +912,10 @@ repl_link_reply(struct repl_env *env, struct repl_link *l,
 {
     Im__ReplReply *r = im__repl_reply__unpack(NULL, reply_size, reply);
     struct im_err first = {0};
+    struct store_vv *have = NULL;
+    struct repl_inflight rec;
     uint64_t applied = 0;
+    size_t k;
     int rv;
 
     if (r == NULL) {
@@ -760,24 +923,54 @@ repl_link_reply(struct repl_env *env, struct repl_link *l,
         repl_link_reset(l);
         return im_errf(e, IM_EPROTO, "reply from %s does not decode", l->peer);
     }
-    if ((rv = repl_vv_from_pb(&l->theirs, r->have, r->n_have, e)) != 0) {
+    /* Which request it answers. */
+    for (k = 0; k < l->inflight_count; k++)
+        if (l->inflight[k].seq == r->stream_seq)
+            break;
+    if (k == l->inflight_count || r->stream != l->stream) {
+        l->counters.ranges_rejected[REPL_R_MALFORMED]++;
+        rv = im_errf(e, IM_EPROTO, "reply from %s answers no request in flight",
+                     l->peer);
+        im__repl_reply__free_unpacked(r, NULL);
+        return rv;
+    }
+    rec = l->inflight[k];
+    memmove(&l->inflight[k], &l->inflight[k + 1],
+            (l->inflight_count - k - 1) * sizeof l->inflight[0]);
+    l->inflight_count--;
+    if ((have = malloc(sizeof *have)) == NULL) {
+        rv = im_errf(e, IM_ENOMEM, "out of memory");
+        repl_link_reset(l);
+        goto out;
+    }
+    if ((rv = repl_vv_from_pb(have, r->have, r->n_have, e)) != 0) {
         l->counters.ranges_rejected[REPL_R_MALFORMED]++;
         repl_link_reset(l);
         goto out;
     }
-    l->theirs_known = 1;
-    if (l->pushing) {
+    /* Replies may overtake each other; a peer's vector only grows within
+     * a session (a restarted peer is a new session), so keep the highest. */
+    if (!l->theirs_known) {
+        l->theirs = *have;
+        l->theirs_known = 1;
+    } else {
+        for (size_t i = 0; i < have->count; i++)
+            vv_raise(&l->theirs, have->e[i].origin, have->e[i].head.seq);
+    }
+    if (rec.push) {
         l->counters.events_out += r->applied;
-        if (l->last_pushed_hlc != 0 && now_ms >= HLC_MS(l->last_pushed_hlc)) {
-            l->lag_ms = now_ms - HLC_MS(l->last_pushed_hlc);
+        if (rec.newest_hlc != 0 && now_ms >= HLC_MS(rec.newest_hlc)) {
+            l->lag_ms = now_ms - HLC_MS(rec.newest_hlc);
             l->lag_samples++;
         }
     }
     if (r->code != 0) {
         snprintf(l->last_error, sizeof l->last_error, "%s: %s", l->peer,
                  r->error ? r->error : im_strerror(r->code));
-        /* The peer refused part of what we sent (a gap, say): ask it
-         * where it stands before pushing again. */
+        /* The peer refused part of what we sent (a gap, say): what is in
+         * flight after it may not apply either. Ask where it stands
+         * before pushing from our guess again. */
+        memset(&l->sent, 0, sizeof l->sent);
         l->next_sync_ms = now_ms;
     }
     rv = repl_ranges_receive(env, r->ranges, r->n_ranges, &l->counters,
@@ -788,12 +981,12 @@ repl_link_reply(struct repl_env *env, struct repl_link *l,
         if (rv != 0)
             *e = first;
     }
-    if (!l->pushing) {
+    if (!rec.push) {
         l->next_sync_ms = r->more ? now_ms : now_ms + REPL_SYNC_INTERVAL_MS;
         l->catching_up = r->more;
     }
 out:
-    l->pushing = 0;
+    free(have);
     im__repl_reply__free_unpacked(r, NULL);
     return rv;
 }

@@ -195,19 +195,37 @@ struct repl_counters {
 /* What replication needs of a site. apply stores verified ranges durably in
  * one write transaction (the node's committer, or the simulation's store
  * directly) and may block; it returns 0 or a transaction failure, and
- * per-range outcomes in codes[] (0, or the refusal of that range). */
+ * per-range outcomes in codes[] (0, or the refusal of that range). It calls
+ * queued(qarg) exactly once (if queued is not NULL): as soon as the ranges
+ * are queued for the store ahead of anything queued later, or it failed to
+ * queue them, before it waits for them to be durable. */
 struct repl_env {
     struct store *store;
     const char *self;
     repl_site_key_fn site_key;
     void *key_arg;
     int (*apply)(void *arg, struct repl_verified *v, size_t n, int *codes,
-                 uint64_t *applied, struct im_err *e);
+                 uint64_t *applied, void (*queued)(void *qarg), void *qarg,
+                 struct im_err *e);
     void *apply_arg;
-    /* Optional (NULL: never): 1 if our own link to peer is pushing it a
-     * backlog. A sync from that peer then gets our vector but no ranges:
-     * they would repeat the push in flight, and the receiver would verify
-     * every event twice (a catch-up moved each event about twice before). */
+    /* Optional (NULL: requests are served as they come; the simulation
+     * orders its deliveries itself with repl_order): a link's requests
+     * in stream order. turn_wait blocks until request (stream, seq) of
+     * peer may queue its ranges (every earlier one of the stream has), or
+     * REPL_ORDER_WAIT_MS passed; turn_done lets the next one go. repl_serve
+     * calls both exactly once for every request of a stream. */
+    void (*turn_wait)(void *arg, const char *peer, uint64_t stream,
+                      uint64_t seq);
+    void (*turn_done)(void *arg, const char *peer, uint64_t stream,
+                      uint64_t seq);
+    void *turn_arg;
+    /* Optional (NULL: never): 1 if our own link to peer is up, and so
+     * pushes it whatever it lacks of ours. A sync from that peer then gets
+     * our vector but no ranges: they would repeat our pushes, the receiver
+     * would verify every event twice (a catch-up moved each event about
+     * twice before), and its link would wait for their commit. A sync
+     * carries ranges when our link to the peer is down (only it can dial,
+     * or ours has not connected yet). */
     int (*pushing)(void *arg, const char *peer);
     void *pushing_arg;
 };
@@ -222,16 +240,64 @@ int repl_serve(struct repl_env *env, const char *peer_site,
                struct repl_counters *c, uint8_t **reply, size_t *reply_size,
                struct im_err *e);
 
+/* ---- pipelining ---- */
+
+/* Requests one link may have in flight. Each push waits for the peer's
+ * commit: with one at a time a new event waited for the previous push's
+ * commit before its own, and a catch-up's build, verify and apply took
+ * turns (tests/bench/repl.sh tables 4 and 5). The receiver applies a
+ * link's requests in the order they were sent (repl_order). */
+#define REPL_PIPELINE_MAX 4
+
+/* A request waits at most this long for the earlier requests of its
+ * stream (one was lost with its session, say) before it is served out of
+ * order: its ranges then apply if they extend the chain, else they are
+ * refused as a gap and the sender syncs. */
+#define REPL_ORDER_WAIT_MS 1000
+
+/* The receiving side's order of one link's requests: the stream it
+ * follows and the seq whose turn it is. Zeroed: none yet. */
+struct repl_order {
+    uint64_t stream;
+    uint64_t next;
+};
+
+/* 1 if request (stream, seq) may go now: it is unordered (stream 0), the
+ * next of the current stream (or an earlier one: late, it goes at once),
+ * or the first of a new stream (its sender began a new session). 0: an
+ * earlier request of its stream has not gone yet. */
+int repl_order_ready(const struct repl_order *o, uint64_t stream,
+                     uint64_t seq);
+
+/* Request (stream, seq) went: the next of its stream may go. A request of
+ * another stream than the current one makes its stream current. */
+void repl_order_done(struct repl_order *o, uint64_t stream, uint64_t seq);
+
+/* One request of a link in flight. */
+struct repl_inflight {
+    uint64_t seq;               /* its stream_seq */
+    int push;                   /* 1: a push, 0: a sync */
+    uint64_t newest_hlc;        /* push: the newest HLC it carries */
+};
+
 /* Client side of one link: our view of the peer. */
 struct repl_link {
     char peer[SITE_CODE_MAX + 1];
-    struct store_vv theirs;     /* as of the last reply */
+    struct store_vv theirs;     /* the highest of the replies' vectors */
     int theirs_known;
+    /* What pushes in flight carry, per origin (the highest seq): the next
+     * push starts after it, not after theirs. Forgotten when a reply
+     * reports a refusal (the peer then syncs first). */
+    struct store_vv sent;
     uint64_t next_sync_ms;
-    uint64_t last_pushed_hlc;   /* newest HLC in the request in flight */
-    uint64_t lag_ms;            /* now - that HLC when the peer acknowledged */
+    uint64_t lag_ms;            /* ack time - newest HLC of the last push */
     uint64_t lag_samples;       /* how many times lag_ms was measured */
-    int pushing;                /* the request in flight is a push */
+    uint64_t stream;            /* this session's stream; 0: not begun */
+    uint64_t stream_seq;        /* of the last request built */
+    struct repl_inflight inflight[REPL_PIPELINE_MAX];
+    size_t inflight_count;
+    unsigned pipeline;          /* requests in flight at most (0:
+                                 * REPL_PIPELINE_MAX) */
     uint32_t batch_bytes;       /* max_bytes of pushes and syncs (0: see
                                  * catching_up) */
     /* The last push or sync left more to send: a backlog (a site that was
@@ -246,17 +312,23 @@ struct repl_link {
 
 void repl_link_init(struct repl_link *l, const char *peer);
 
-/* Forget what we knew of the peer (new session, error): sync next. */
+/* Forget what we knew of the peer and every request in flight (a new
+ * session, an error): the next request is a sync, on a new stream. */
 void repl_link_reset(struct repl_link *l);
 
-/* The next request on this link: a push of what the peer lacks (as far as
- * we know), else a sync when due or when we know nothing of the peer. 0 and
- * *req NULL when there is nothing to do before next_sync_ms. */
+/* The next request on this link, while fewer than its pipeline are in
+ * flight: a push of what the peer lacks beyond what it holds and what is
+ * already on its way, else a sync when due (one at a time) or when we know
+ * nothing of the peer (then nothing else until its reply). 0 and *req NULL
+ * when there is nothing to do now. A request built is in flight until its
+ * reply (repl_link_reply) or a reset. */
 int repl_link_request(struct repl_env *env, struct repl_link *l,
                       uint64_t now_ms, uint8_t **req, size_t *req_size,
                       struct im_err *e);
 
-/* Handles the reply to the link's last request. */
+/* Handles a reply to one of the link's requests in flight (replies may
+ * come in any order). IM_EPROTO for a reply that does not decode or
+ * answers no request in flight (nothing changes then but a count). */
 int repl_link_reply(struct repl_env *env, struct repl_link *l,
                     const uint8_t *reply, size_t reply_size, uint64_t now_ms,
                     struct im_err *e);

@@ -4,7 +4,11 @@
  * replication protocol of node/repl.c over a fake network that drops,
  * duplicates, reorders and delays messages, partitions sites (one-way too)
  * and crashes them (the store is closed and reopened; everything in memory
- * is lost). Time is a fake clock. After the chaos the network heals and
+ * is lost). Links pipeline: each has up to its pipeline (1 to
+ * REPL_PIPELINE_MAX, random per site) requests in flight, and a receiver
+ * serves a link's requests in stream order (repl_order), holding back one
+ * that overtook an earlier one of its stream until that went or
+ * REPL_ORDER_WAIT_MS passed. Time is a fake clock. After the chaos the network heals and
  * every run must converge: equal version vectors and chain heads, every
  * acknowledged event everywhere, identical incident state on every replica,
  * and a clean offline check of every store.
@@ -36,11 +40,18 @@ static const char *const codes[SIM_SITES_MAX] = {"AMS", "NYC", "SGP", "LON",
 static struct im_key keys[SIM_SITES_MAX];
 static char root[256];
 
+/* Over all seeds: that pipelines filled and that requests overtook each
+ * other and were put back in order (else the runs tested less than they
+ * claim). */
+static uint64_t stat_pipelined, stat_held, stat_waited_out;
+
 struct msg {
     int from, to;
     int is_reply;
     uint64_t id;         /* request id; a reply carries its request's */
     uint64_t at_ms;      /* delivery time */
+    uint64_t stream, seq; /* request: its place in its link's stream */
+    uint64_t held_since; /* request held back for its turn since; 0: not */
     uint8_t *data;
     size_t size;
 };
@@ -53,8 +64,12 @@ struct site {
     struct hlc clk;
     struct repl_env env;
     struct repl_link links[SIM_SITES_MAX];
-    uint64_t outstanding[SIM_SITES_MAX];   /* request id in flight; 0 none */
-    uint64_t sent_at[SIM_SITES_MAX];
+    /* Request ids in flight per link, and when each was sent. */
+    uint64_t outstanding[SIM_SITES_MAX][REPL_PIPELINE_MAX];
+    uint64_t sent_at[SIM_SITES_MAX][REPL_PIPELINE_MAX];
+    size_t outstanding_count[SIM_SITES_MAX];
+    /* The order in which each peer's requests are served here. */
+    struct repl_order order[SIM_SITES_MAX];
     uint64_t down_until;
 };
 
@@ -104,12 +119,16 @@ site_pk(void *arg, const char *origin)
 /* The write side of a simulated node: one transaction per delivery. */
 static int
 sim_apply(void *arg, struct repl_verified *v, size_t n, int *rcodes,
-          uint64_t *applied, struct im_err *e)
+          uint64_t *applied, void (*queued)(void *qarg), void *qarg,
+          struct im_err *e)
 {
     struct site *s = arg;
     struct store_txn t;
     int rv;
 
+    /* Deliveries are one at a time: queued is queued first. */
+    if (queued != NULL)
+        queued(qarg);
     if ((rv = store_write_begin(&s->st, &t, e)) != 0)
         return rv;
     if ((rv = repl_ranges_apply(&t, v, n, &s->clk, clock_wall_ms(), rcodes,
@@ -150,9 +169,14 @@ site_open(struct sim *m, int i)
     s->env.key_arg = m;
     s->env.apply = sim_apply;
     s->env.apply_arg = s;
-    for (int j = 0; j < m->n; j++) {
-        repl_link_init(&s->links[j], codes[j]);
-        s->outstanding[j] = 0;
+    {
+        unsigned pipeline = 1 + (unsigned)rnd(m, REPL_PIPELINE_MAX);
+        for (int j = 0; j < m->n; j++) {
+            repl_link_init(&s->links[j], codes[j]);
+            s->links[j].pipeline = pipeline;
+            s->outstanding_count[j] = 0;
+            memset(&s->order[j], 0, sizeof s->order[j]);
+        }
     }
     if (chance(m, 0.3))
         for (int j = 0; j < m->n; j++)
@@ -171,7 +195,7 @@ site_crash(struct sim *m, int i)
 
 static void
 send_msg(struct sim *m, int from, int to, int is_reply, uint64_t id,
-         uint8_t *data, size_t size)
+         uint64_t stream, uint64_t seq, uint8_t *data, size_t size)
 {
     int copies = 1;
     if (m->cut[from][to] || chance(m, m->p_drop)) {
@@ -190,6 +214,9 @@ send_msg(struct sim *m, int from, int to, int is_reply, uint64_t id,
         g->to = to;
         g->is_reply = is_reply;
         g->id = id;
+        g->stream = stream;
+        g->seq = seq;
+        g->held_since = 0;
         g->at_ms = m->now_ms + 1 + rnd(m, m->delay_max_ms);
         g->size = size;
         if (c == 0) {
@@ -270,6 +297,46 @@ local_write(struct sim *m, int i, int count)
     return 0;
 }
 
+/* Takes request id off site s's link to peer; 0 if it was not in flight. */
+static int
+outstanding_take(struct site *s, int peer, uint64_t id)
+{
+    for (size_t k = 0; k < s->outstanding_count[peer]; k++)
+        if (s->outstanding[peer][k] == id) {
+            size_t left = s->outstanding_count[peer] - k - 1;
+            memmove(&s->outstanding[peer][k], &s->outstanding[peer][k + 1],
+                    left * sizeof s->outstanding[peer][0]);
+            memmove(&s->sent_at[peer][k], &s->sent_at[peer][k + 1],
+                    left * sizeof s->sent_at[peer][0]);
+            s->outstanding_count[peer]--;
+            return 1;
+        }
+    return 0;
+}
+
+/* 1 if g (a request) was held back for its turn: it is queued again. */
+static int
+hold_back(struct sim *m, struct msg *g)
+{
+    struct site *to = &m->sites[g->to];
+    if (repl_order_ready(&to->order[g->from], g->stream, g->seq))
+        return 0;
+    if (g->held_since == 0) {
+        g->held_since = m->now_ms;
+        stat_held++;
+    }
+    if (m->now_ms - g->held_since >= REPL_ORDER_WAIT_MS) {
+        stat_waited_out++;
+        return 0; /* waited long enough: out of order */
+    }
+    if (m->msgs_count == SIM_MSGS_MAX)
+        return 0;
+    g->at_ms = m->now_ms + 1;
+    m->msgs[m->msgs_count++] = *g;
+    g->data = NULL; /* the queue owns it again */
+    return 1;
+}
+
 static void
 deliver(struct sim *m, struct msg *g)
 {
@@ -282,15 +349,19 @@ deliver(struct sim *m, struct msg *g)
         struct repl_counters c = {0};
         uint8_t *reply = NULL;
         size_t reply_size = 0;
-        if (repl_serve(&to->env, codes[g->from], g->data, g->size, m->now_ms,
-                       &c, &reply, &reply_size, &e) != 0)
+        int rv;
+        if (hold_back(m, g))
+            return;
+        rv = repl_serve(&to->env, codes[g->from], g->data, g->size, m->now_ms,
+                        &c, &reply, &reply_size, &e);
+        repl_order_done(&to->order[g->from], g->stream, g->seq);
+        if (rv != 0)
             return; /* no answer: the requester times out */
-        send_msg(m, g->to, g->from, 1, g->id, reply, reply_size);
+        send_msg(m, g->to, g->from, 1, g->id, 0, 0, reply, reply_size);
         return;
     }
-    if (to->outstanding[g->from] != g->id)
+    if (!outstanding_take(to, g->from, g->id))
         return; /* a late or duplicate reply: req/rep drops it */
-    to->outstanding[g->from] = 0;
     repl_link_reply(&to->env, &to->links[g->from], g->data, g->size, m->now_ms,
                     &e);
 }
@@ -303,23 +374,32 @@ tick_links(struct sim *m)
         if (!s->up)
             continue;
         for (int j = 0; j < m->n; j++) {
-            struct im_err e = {0};
-            uint8_t *req;
-            size_t size;
             if (j == i)
                 continue;
-            if (s->outstanding[j] != 0) {
-                if (m->now_ms - s->sent_at[j] < SIM_TIMEOUT_MS)
-                    continue;
-                s->outstanding[j] = 0; /* timed out: new session, sync */
-                repl_link_reset(&s->links[j]);
+            for (size_t k = 0; k < s->outstanding_count[j]; k++)
+                if (m->now_ms - s->sent_at[j][k] >= SIM_TIMEOUT_MS) {
+                    /* Timed out: the session ends with everything in
+                     * flight on it; a new one syncs on a new stream. */
+                    s->outstanding_count[j] = 0;
+                    repl_link_reset(&s->links[j]);
+                    break;
+                }
+            /* Fill the pipeline. */
+            while (s->outstanding_count[j] < REPL_PIPELINE_MAX) {
+                struct im_err e = {0};
+                uint8_t *req;
+                size_t size, k = s->outstanding_count[j];
+                if (repl_link_request(&s->env, &s->links[j], m->now_ms, &req,
+                                      &size, &e) != 0 || req == NULL)
+                    break;
+                s->outstanding[j][k] = ++m->next_id;
+                s->sent_at[j][k] = m->now_ms;
+                s->outstanding_count[j]++;
+                if (k > 0)
+                    stat_pipelined++;
+                send_msg(m, i, j, 0, s->outstanding[j][k], s->links[j].stream,
+                         s->links[j].stream_seq, req, size);
             }
-            if (repl_link_request(&s->env, &s->links[j], m->now_ms, &req, &size,
-                                  &e) != 0 || req == NULL)
-                continue;
-            s->outstanding[j] = ++m->next_id;
-            s->sent_at[j] = m->now_ms;
-            send_msg(m, i, j, 0, s->outstanding[j], req, size);
         }
     }
 }
@@ -576,9 +656,54 @@ TEST(seeds)
                 break;
         }
     }
-    printf("sim: %llu seeds from %llu, %llu failed\n", (unsigned long long)n,
-           (unsigned long long)first, (unsigned long long)failures);
+    printf("sim: %llu seeds from %llu, %llu failed; %llu requests sent behind "
+           "others in flight, %llu held back for their turn, %llu of them "
+           "served out of order after waiting\n",
+           (unsigned long long)n, (unsigned long long)first,
+           (unsigned long long)failures, (unsigned long long)stat_pipelined,
+           (unsigned long long)stat_held, (unsigned long long)stat_waited_out);
     CHECK(failures == 0);
+    if (n >= 100) {
+        CHECK(stat_pipelined > 0);
+        CHECK(stat_held > 0);
+    }
+}
+
+/* The receiving side's order of a link's requests (repl_order). */
+TEST(order)
+{
+    struct repl_order o = {0};
+
+    /* Unordered requests always go and change nothing. */
+    CHECK(repl_order_ready(&o, 0, 7));
+    repl_order_done(&o, 0, 7);
+    CHECK_EQ_INT(o.stream, 0);
+    /* A stream begins with seq 1; 2 waits for it. */
+    CHECK(!repl_order_ready(&o, 5, 2));
+    CHECK(repl_order_ready(&o, 5, 1));
+    repl_order_done(&o, 5, 1);
+    CHECK(repl_order_ready(&o, 5, 2));
+    CHECK(!repl_order_ready(&o, 5, 3));
+    repl_order_done(&o, 5, 2);
+    CHECK(repl_order_ready(&o, 5, 3));
+    /* One that waited out its predecessor goes; the late one after it
+     * goes at once and does not move the order back. */
+    CHECK(!repl_order_ready(&o, 5, 4));
+    repl_order_done(&o, 5, 4);
+    CHECK(repl_order_ready(&o, 5, 5));
+    CHECK(repl_order_ready(&o, 5, 3));
+    repl_order_done(&o, 5, 3);
+    CHECK(repl_order_ready(&o, 5, 5));
+    CHECK(!repl_order_ready(&o, 5, 6));
+    /* A new session's stream takes over with its first request; a
+     * straggler of the old one, let go after waiting, leaves it be. */
+    CHECK(!repl_order_ready(&o, 9, 2));
+    CHECK(repl_order_ready(&o, 9, 1));
+    repl_order_done(&o, 9, 1);
+    CHECK(!repl_order_ready(&o, 5, 6));
+    repl_order_done(&o, 5, 6);
+    CHECK_EQ_INT(o.stream, 9);
+    CHECK(repl_order_ready(&o, 9, 2));
 }
 
 /* The simulation can fail: a relay that tampers with one byte of an event
@@ -784,6 +909,7 @@ TEST_MAIN({
         return 2;
     for (int i = 0; i < SIM_SITES_MAX; i++)
         key_generate(&keys[i]);
+    RUN(order);
     RUN(tampered_relay_refused);
     RUN(catch_up_in_big_messages);
     RUN(seeds);
