@@ -111,6 +111,9 @@ run_node(struct config *cfg, int dev)
     notify_init(&notifier, cfg, &store, &commit, &metrics);
     store.derive = notify_derive;
     store.derive_arg = &notifier;
+    /* Without channels the hook only records deliveries: no rule compares
+     * states. */
+    store.derive_before = cfg->notify_count > 0;
     /* The owner gate (the coordinator lease) too. */
     coordlinks_init(&coord, cfg, &store, &commit, &site_key);
     peers_init(&peers);

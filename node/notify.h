@@ -101,7 +101,8 @@ struct notifier {
 
 /* The store derive hook (see store.h); arg is the struct notifier. Set it
  * with store->derive = notify_derive, store->derive_arg = n before
- * writes start. */
+ * writes start, and store->derive_before = 1 when the config has [notify]
+ * channels (their rules compare the incident before and after). */
 int notify_derive(void *arg, struct store_txn *t, const struct incident *before,
                   const struct incident *after, const Im__Event *ev,
                   struct im_err *e);

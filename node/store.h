@@ -65,6 +65,10 @@ struct store {
     MDB_dbi alerts, alert_pending, outbox;
     store_derive_fn derive;         /* NULL: none; set before writes start */
     void *derive_arg;
+    /* 1 if derive compares the incident before and after an event; 0 if
+     * it reads only the event and `after` (replication may then pass
+     * after as before, saving a copy per event). */
+    int derive_before;
     store_owner_gate_fn owner_gate; /* NULL: none; set before writes start */
     void *owner_gate_arg;
     char site[SITE_CODE_MAX + 1];

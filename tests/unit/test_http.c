@@ -666,6 +666,7 @@ setup(void)
                 break;
             notify_init(&notifier, cfg, &store, &commit, &metrics);
             store.derive = notify_derive;
+            store.derive_before = 1;
             store.derive_arg = &notifier;
             if (commit_start(&commit, &store, &site_key, &e) != 0)
                 break;

@@ -352,6 +352,7 @@ setup(void)
     }
     notify_init(&notifier, cfg, &store, &commit, NULL);
     store.derive = notify_derive;
+    store.derive_before = 1;
     store.derive_arg = &notifier;
     if (commit_start(&commit, &store, &site_key, &e) != 0) {
         fprintf(stderr, "setup: %s\n", im_errmsg(&e));
