@@ -202,22 +202,27 @@ struct reply_job {
     size_t recorded;      /* events appended by the last run */
 };
 
-/* A refusal of one record is logged and skipped; anything else fails the
+/* Appends body (cs NULL: only counts it, for the read-only pass). A
+ * refusal of one record is logged and skipped; anything else fails the
  * transaction (the next heartbeat brings the same decisions again). */
 static int
 record(struct commit_step *cs, struct reply_job *j, const char *incident,
        Im__Body *body, const char *what)
 {
     struct im_err e = {0};
-    int rv = commit_append(cs, incident, body, NULL, &e);
+    int rv;
 
-    if (rv == 0) {
+    if (cs == NULL) {
         j->recorded++;
         return 0;
     }
-    atomic_fetch_add(&j->c->refused, 1);
+    if ((rv = commit_append(cs, incident, body, NULL, &e)) == 0) {
+        j->recorded++;
+        return 0;
+    }
     if (!commit_is_refusal(rv))
         return rv;
+    atomic_fetch_add(&j->c->refused, 1);
     log_warn("coordinator %s for %s not recorded: %s", what, incident,
              im_errmsg(&e));
     return 0;
@@ -226,24 +231,24 @@ record(struct commit_step *cs, struct reply_job *j, const char *incident,
 /* The incident, if this node holds it yet (replication may lag behind the
  * coordinator: the next heartbeat tries again). 1 found, 0 not, or < 0. */
 static int
-known(struct commit_step *cs, struct reply_job *j, const char *id)
+known(MDB_txn *txn, struct reply_job *j, const char *id)
 {
     struct im_err e = {0};
-    int rv = store_incident_get(cs->t->txn, cs->t->s, id, j->inc, &e);
+    int rv = store_incident_get(txn, j->c->store, id, j->inc, &e);
     if (rv == IM_ENOTFOUND || rv == IM_EINVAL)
         return 0;
     return rv == 0 ? 1 : rv;
 }
 
-/* 1 if the incident's log holds the page with this notice id. */
+/* *found: the incident's log holds the page with this notice id. */
 static int
-page_recorded(struct commit_step *cs, const char *id, const char *notice,
-              int *found)
+page_recorded(MDB_txn *txn, struct store *st, const char *id,
+              const char *notice, int *found)
 {
     Im__Event **events = NULL;
     size_t n = 0;
     struct im_err e = {0};
-    int rv = store_incident_events(cs->t->txn, cs->t->s, id, &events, &n, &e);
+    int rv = store_incident_events(txn, st, id, &events, &n, &e);
 
     *found = 0;
     for (size_t i = 0; rv == 0 && i < n; i++)
@@ -255,10 +260,11 @@ page_recorded(struct commit_step *cs, const char *id, const char *notice,
     return rv;
 }
 
+/* Walks the reply against the log read through txn: appends what is new
+ * through cs, or with cs NULL only counts it in j->recorded. */
 static int
-reply_step(struct commit_step *cs, void *arg)
+reply_walk(MDB_txn *txn, struct reply_job *j, struct commit_step *cs)
 {
-    struct reply_job *j = arg;
     const Im__HeartbeatReply *h = j->h;
     const char *site = j->c->cfg->node.site;
     int rv;
@@ -276,7 +282,7 @@ reply_step(struct commit_step *cs, void *arg)
 
         if (a == NULL || a->incident == NULL || a->token == 0)
             continue;
-        if ((rv = known(cs, j, a->incident)) <= 0) {
+        if ((rv = known(txn, j, a->incident)) <= 0) {
             if (rv < 0)
                 return rv;
             continue;
@@ -304,7 +310,7 @@ reply_step(struct commit_step *cs, void *arg)
 
         if (m == NULL || m->incident == NULL)
             continue;
-        if ((rv = known(cs, j, m->incident)) <= 0) {
+        if ((rv = known(txn, j, m->incident)) <= 0) {
             if (rv < 0)
                 return rv;
             continue;
@@ -330,13 +336,13 @@ reply_step(struct commit_step *cs, void *arg)
         if (n == NULL || n->incident == NULL || n->page == NULL ||
             strcmp(str_or_empty(n->page->site), site) != 0)
             continue;
-        if ((rv = known(cs, j, n->incident)) <= 0) {
+        if ((rv = known(txn, j, n->incident)) <= 0) {
             if (rv < 0)
                 return rv;
             continue;
         }
-        if ((rv = page_recorded(cs, n->incident, str_or_empty(n->page->notice),
-                                &found)) != 0)
+        if ((rv = page_recorded(txn, j->c->store, n->incident,
+                                str_or_empty(n->page->notice), &found)) != 0)
             return rv;
         if (found)
             continue;
@@ -346,6 +352,12 @@ reply_step(struct commit_step *cs, void *arg)
             return rv;
     }
     return 0;
+}
+
+static int
+reply_step(struct commit_step *cs, void *arg)
+{
+    return reply_walk(cs->t->txn, arg, cs);
 }
 
 /* Records in the log what a leader's reply decided for this site. */
@@ -360,6 +372,20 @@ reply_record(struct coordlink *l, const Im__HeartbeatReply *h)
         return;
     if ((j.inc = malloc(sizeof *j.inc)) == NULL)
         return;
+    /* Most replies repeat what the log already holds: find out with a
+     * read transaction, and take the writer only when something is new. */
+    {
+        MDB_txn *txn;
+        struct im_err e = {0};
+        if ((rv = store_read_begin(l->all->store, &txn, &e)) == 0) {
+            rv = reply_walk(txn, &j, NULL);
+            store_read_end(txn);
+        }
+        if (rv == 0 && j.recorded == 0) {
+            free(j.inc);
+            return;
+        }
+    }
     rv = commit_run(l->all->commit, "coordinator", reply_step, &j);
     if (rv == 0)
         atomic_fetch_add(&l->all->recorded, j.recorded);
