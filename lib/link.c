@@ -323,23 +323,16 @@ link_dial_handshake(struct link_dial *d, const struct im_key *self,
     return 0;
 }
 
-int
-link_dial_call(struct link_dial *d, const uint8_t *plain, size_t plain_size,
-               nng_msg **rep_out, uint8_t **reply, size_t *reply_size,
-               struct im_err *e)
+/* Opens a DATA reply of the session in place (the plaintext points into
+ * rep, which is handed to the caller); rep is freed on any error. */
+static int
+open_reply(struct link_dial *d, nng_msg *rep, nng_msg **rep_out,
+           uint8_t **reply, size_t *reply_size, struct im_err *e)
 {
-    nng_msg *m, *rep = NULL;
-    const uint8_t *b;
+    const uint8_t *b = nng_msg_body(rep);
     struct chan_stats cst;
     int rv;
 
-    if (!d->has_session)
-        return im_errf(e, IM_ESTATE, "%s: no session", d->name);
-    if ((rv = seal_msg(&d->cs, d->sid, plain, plain_size, &m, e)) != 0)
-        return rv;
-    if ((rv = exchange(d, m, &rep, e)) != 0)
-        return rv;
-    b = nng_msg_body(rep);
     if (nng_msg_len(rep) < 1 + LINK_SID_BYTES || b[0] != LINK_MSG_DATA ||
         memcmp(b + 1, d->sid, LINK_SID_BYTES) != 0) {
         nng_msg_free(rep);
@@ -359,6 +352,23 @@ link_dial_call(struct link_dial *d, const uint8_t *plain, size_t plain_size,
     }
     *rep_out = rep;
     return 0;
+}
+
+int
+link_dial_call(struct link_dial *d, const uint8_t *plain, size_t plain_size,
+               nng_msg **rep_out, uint8_t **reply, size_t *reply_size,
+               struct im_err *e)
+{
+    nng_msg *m, *rep = NULL;
+    int rv;
+
+    if (!d->has_session)
+        return im_errf(e, IM_ESTATE, "%s: no session", d->name);
+    if ((rv = seal_msg(&d->cs, d->sid, plain, plain_size, &m, e)) != 0)
+        return rv;
+    if ((rv = exchange(d, m, &rep, e)) != 0)
+        return rv;
+    return open_reply(d, rep, rep_out, reply, reply_size, e);
 }
 
 /* ---- pipelined calls ---- */
@@ -454,7 +464,6 @@ link_call_finish(struct link_call *c, nng_msg **rep_out, uint8_t **reply,
                  size_t *reply_size, struct im_err *e)
 {
     struct link_dial *d = c->d;
-    struct chan_stats cst;
     const uint8_t *b;
     nng_msg *rep;
     int rv;
@@ -481,25 +490,7 @@ link_call_finish(struct link_call *c, nng_msg **rep_out, uint8_t **reply,
         nng_msg_free(rep);
         return rv;
     }
-    if (nng_msg_len(rep) < 1 + LINK_SID_BYTES || b[0] != LINK_MSG_DATA ||
-        memcmp(b + 1, d->sid, LINK_SID_BYTES) != 0) {
-        nng_msg_free(rep);
-        return im_errf(e, IM_EPROTO, "unexpected reply from %s", d->name);
-    }
-    rv = chan_open_inplace(&d->cs, clock_mono_ms(),
-                           (uint8_t *)nng_msg_body(rep) + 1 + LINK_SID_BYTES,
-                           nng_msg_len(rep) - 1 - LINK_SID_BYTES, reply,
-                           reply_size, e);
-    chan_stats_get(&d->cs, &cst);
-    pthread_mutex_lock(&d->mu);
-    memcpy(d->live_chan_rejected, cst.rejected, sizeof cst.rejected);
-    pthread_mutex_unlock(&d->mu);
-    if (rv != 0) {
-        nng_msg_free(rep);
-        return rv;
-    }
-    *rep_out = rep;
-    return 0;
+    return open_reply(d, rep, rep_out, reply, reply_size, e);
 }
 
 void
