@@ -27,7 +27,8 @@
  * every acknowledged event and watched node, lag = the first poll that saw
  * the node hold its seq - the moment its reply reached us; an event seen
  * before its reply arrived counts 0. A lag is over- rather than
- * under-stated, by up to one poll period and one poll's round trip. */
+ * under-stated, by up to one poll period and one poll's round trip
+ * (watch_poll_p50_us, watch_poll_p99_us: the polls' round trips). */
 #include <errno.h>
 #include <getopt.h>
 #include <nng/nng.h>
@@ -67,6 +68,9 @@
 /* Nodes --watch polls, and vector changes kept per node (one per poll at
  * most: a poll every ~0.5 ms for an hour fits). */
 #define LOAD_WATCH_MAX 8
+/* Poll round trips kept for watch_poll_p50/p99_us (later polls are not
+ * counted): an hour at one poll per ms per node of a few nodes. */
+#define LOAD_WATCH_RTTS_MAX 4000000
 #define LOAD_WATCH_SAMPLES_MAX (8 * 1024 * 1024)
 /* After the last reply, how long --watch waits for the watched nodes to
  * hold every acknowledged event before it counts the rest as lost. */
@@ -513,6 +517,9 @@ struct watch {
     _Atomic uint64_t want_seq;  /* the highest acknowledged seq, then */
     uint64_t polls;
     uint64_t period_us;         /* one poll of every node per period */
+    /* Each poll's round trip: how much a lag may be overstated by. */
+    uint32_t *rtt_us;
+    size_t rtts_count, rtts_cap;
     char error[LOAD_ERROR_MAX];
 };
 
@@ -572,6 +579,26 @@ watched_add(struct watched *w, uint64_t t_us, uint64_t seq)
     return 0;
 }
 
+/* Keeps one poll's round trip (up to LOAD_WATCH_RTTS_MAX of them). */
+static int
+watch_rtt_add(struct watch *wt, uint64_t rtt_us)
+{
+    if (wt->rtts_count == wt->rtts_cap) {
+        size_t cap = wt->rtts_cap ? wt->rtts_cap * 2 : 4096;
+        uint32_t *r;
+        if (wt->rtts_cap == LOAD_WATCH_RTTS_MAX)
+            return 0;
+        if (cap > LOAD_WATCH_RTTS_MAX)
+            cap = LOAD_WATCH_RTTS_MAX;
+        if ((r = realloc(wt->rtt_us, cap * sizeof *r)) == NULL)
+            return IM_ENOMEM;
+        wt->rtt_us = r;
+        wt->rtts_cap = cap;
+    }
+    wt->rtt_us[wt->rtts_count++] = rtt_us > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt_us;
+    return 0;
+}
+
 static void *
 watch_main(void *arg)
 {
@@ -589,14 +616,18 @@ watch_main(void *arg)
         for (size_t i = 0; i < wt->count; i++) {
             struct watched *w = &wt->nodes[i];
             struct im_err e = {0};
-            uint64_t seq;
+            uint64_t seq, sent_us = mono_us(), got_us;
             if (poll_seq(&w->c, wt->origin, NULL, &seq, &e) != 0 ||
-                watched_add(w, mono_us(), seq) != 0) {
+                watched_add(w, got_us = mono_us(), seq) != 0) {
                 snprintf(wt->error, sizeof wt->error, "watch %s: %s", w->url,
                          e.code ? im_errmsg(&e) : "too many samples");
                 return NULL;
             }
             wt->polls++;
+            if (watch_rtt_add(wt, got_us - sent_us) != 0) {
+                snprintf(wt->error, sizeof wt->error, "out of memory");
+                return NULL;
+            }
             if (seq < want)
                 all = 0;
         }
@@ -716,6 +747,11 @@ watch_finish(struct watch *wt, struct load *l, struct im_err *e)
     printf("watched_nodes %zu\n", wt->count);
     printf("watch_polls %llu\n", (unsigned long long)wt->polls);
     printf("watch_period_us %llu\n", (unsigned long long)wt->period_us);
+    qsort(wt->rtt_us, wt->rtts_count, sizeof *wt->rtt_us, cmp_u32);
+    printf("watch_poll_p50_us %llu\n", wt->rtts_count ?
+           (unsigned long long)wt->rtt_us[wt->rtts_count / 2] : 0ULL);
+    printf("watch_poll_p99_us %llu\n", wt->rtts_count ?
+           (unsigned long long)wt->rtt_us[wt->rtts_count * 99 / 100] : 0ULL);
     printf("lag_events %zu\n", n);
     printf("lag_missing %llu\n", (unsigned long long)missing);
     printf("lag_p50_us %llu\n", n ? (unsigned long long)lags[n / 2] : 0ULL);
@@ -740,6 +776,7 @@ watch_close(struct watch *wt)
         free(wt->nodes[i].t_us);
         free(wt->nodes[i].seq);
     }
+    free(wt->rtt_us);
 }
 
 /* ---- request bodies ---- */
