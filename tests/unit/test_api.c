@@ -140,7 +140,10 @@ open_incident(struct client *c, const char *title, Im__Response **resp)
     w.body = &b;
     op.kind_case = IM__OP__KIND_WRITE;
     op.write = &w;
-    return client_call(c, ops, 1, resp, &e);
+    int rv = client_call(c, ops, 1, resp, &e);
+    if (rv != 0)
+        fprintf(stderr, "open_incident '%s': %s\n", title, im_errmsg(&e));
+    return rv;
 }
 
 TEST(garbage_and_unsigned_refused)
