@@ -349,6 +349,17 @@ failed(struct step *st, int rv)
     return commit_is_refusal(rv) ? 0 : rv;
 }
 
+
+/* Appends one event of this intake step and counts it. */
+static int
+append(struct step *st, const char *incident, Im__Body *body,
+       char id_out[INCIDENT_ID_MAX + 1])
+{
+    int rv = commit_append(st->cs, incident, body, id_out, &st->e);
+    if (rv == 0)
+        st->res->events++;
+    return rv;
+}
 static int
 append_occurrence(struct step *st, const char *incident, const char *integ,
                   const char *key, uint64_t count, uint64_t first_ms,
@@ -358,7 +369,6 @@ append_occurrence(struct step *st, const char *incident, const char *integ,
 {
     Im__Body body = IM__BODY__INIT;
     Im__AlertOccurrence a = IM__ALERT_OCCURRENCE__INIT;
-    int rv;
 
     a.integration = (char *)integ;
     a.key = (char *)key;
@@ -373,10 +383,7 @@ append_occurrence(struct step *st, const char *incident, const char *integ,
     a.opened = opened;
     body.kind_case = IM__BODY__KIND_ALERT;
     body.alert = &a;
-    rv = commit_append(st->cs, incident, &body, NULL, &st->e);
-    if (rv == 0)
-        st->res->events++;
-    return rv;
+    return append(st, incident, &body, NULL);
 }
 
 /* Summarises the pending occurrences of a key into an event on the
@@ -430,13 +437,9 @@ append_opened(struct step *st, char id[INCIDENT_ID_MAX + 1])
 {
     Im__Body body;
     Im__Opened o;
-    int rv;
 
     opened_body(st->req, &body, &o);
-    rv = commit_append(st->cs, NULL, &body, id, &st->e);
-    if (rv == 0)
-        st->res->events++;
-    return rv;
+    return append(st, NULL, &body, id);
 }
 
 static int
@@ -447,7 +450,6 @@ append_transition(struct step *st, const char *incident, Im__State to,
     Im__Body body = IM__BODY__INIT;
     Im__Transition tr = IM__TRANSITION__INIT;
     char notes[256];
-    int rv;
 
     tr.to = to;
     tr.from = from;
@@ -460,10 +462,7 @@ append_transition(struct step *st, const char *incident, Im__State to,
     }
     body.kind_case = IM__BODY__KIND_TRANSITION;
     body.transition = &tr;
-    rv = commit_append(st->cs, incident, &body, NULL, &st->e);
-    if (rv == 0)
-        st->res->events++;
-    return rv;
+    return append(st, incident, &body, NULL);
 }
 
 static int
@@ -472,7 +471,6 @@ append_resolved(struct step *st, const char *incident, Im__AlertRef **refs,
 {
     Im__Body body = IM__BODY__INIT;
     Im__AlertResolved a = IM__ALERT_RESOLVED__INIT;
-    int rv;
 
     a.integration = (char *)st->req->integ->name;
     a.key = (char *)st->req->key;
@@ -481,10 +479,7 @@ append_resolved(struct step *st, const char *incident, Im__AlertRef **refs,
     a.all = all;
     body.kind_case = IM__BODY__KIND_ALERT_RESOLVED;
     body.alert_resolved = &a;
-    rv = commit_append(st->cs, incident, &body, NULL, &st->e);
-    if (rv == 0)
-        st->res->events++;
-    return rv;
+    return append(st, incident, &body, NULL);
 }
 
 /* Reads the key's entry; *k is NULL if the key is unknown. */
