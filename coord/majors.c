@@ -704,9 +704,11 @@ owner_read(struct majors *m, const char *id, const char *origin,
     return rv;
 }
 
-/* The schedule in force: P/schedule as its stored text, re-read when its
- * revision changes. This is the one place that reads it; the schedule
- * module's owner may replace it. Under write_mu. */
+/* The schedule in force: P/schedule, parsed again when the revision the
+ * replica holds (coord/schedstore.h: it watches the key, and the leader's
+ * apply updates it at once) differs from ours, so that a tick costs no etcd
+ * read. Our own parsed copy, because a tick uses it across etcd calls
+ * while the replica's may be swapped. Under write_mu. */
 static void
 schedule_refresh(struct majors *m)
 {
@@ -714,8 +716,16 @@ schedule_refresh(struct majors *m)
     struct im_err e = {0};
     struct schedule *s = NULL;
     struct esc_policy pol;
-    int rv = etcd_get(&m->r->etcd, m->k_schedule, &kv, NULL, &e);
+    int64_t have;
+    int rv;
 
+    pthread_mutex_lock(&m->r->mu);
+    have = m->r->sched_rev;
+    pthread_mutex_unlock(&m->r->mu);
+    if (have == m->sched_rev && (have != 0 || m->sched == NULL))
+        return;
+    rv = have == 0 ? IM_ENOTFOUND
+                   : etcd_get(&m->r->etcd, m->k_schedule, &kv, NULL, &e);
     if (rv == IM_ENOTFOUND) {
         if (m->sched_rev != 0 || m->sched != NULL)
             log_info("no schedule in etcd: major incidents run the built-in "
